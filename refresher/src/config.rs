@@ -1,0 +1,147 @@
+//! Command line and environment (DESIGN.md, "Refresher CLI").
+
+use clap::{Args, Parser, Subcommand};
+use shared::Currency;
+use std::time::Duration;
+
+/// The public One-Frame image accepts only this token; real deployments set
+/// ONE_FRAME_TOKEN from a Secret.
+pub const PUBLIC_TOKEN: &str = "10dc303535874aeccc86a8251e6992f5";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "refresher",
+    about = "Fetches USD rates from One-Frame into Valkey, within the daily quota"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Refresh once and exit (the CronJob's mode).
+    Once(Settings),
+    /// Refresh now and then every `--every` until interrupted (local runs).
+    Run {
+        #[command(flatten)]
+        settings: Settings,
+        /// Time between refreshes, e.g. 4m, 30s.
+        #[arg(long, env = "REFRESH_EVERY", default_value = "4m", value_parser = parse_duration)]
+        every: Duration,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Settings {
+    /// One-Frame base URL (http only).
+    #[arg(long, env = "ONE_FRAME_URL", default_value = "http://127.0.0.1:8080")]
+    pub one_frame_url: String,
+    /// One-Frame token (sent as the `token` header; never logged).
+    #[arg(long, env = "ONE_FRAME_TOKEN", default_value = PUBLIC_TOKEN, hide_default_value = true, hide_env_values = true)]
+    pub one_frame_token: String,
+    /// Valkey URL, e.g. redis://:password@valkey:6379 (the password is never logged).
+    #[arg(
+        long,
+        env = "VALKEY_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub valkey_url: String,
+    /// Currencies to quote against USD (ISO 4217, comma-separated).
+    #[arg(long, env = "CURRENCIES", default_value = "AUD,CAD,CHF,EUR,GBP,NZD,JPY,SGD,USD", value_parser = parse_currencies)]
+    pub currencies: CurrencyList,
+    /// One-Frame calls allowed per UTC day, across all refreshers.
+    #[arg(long, env = "ONE_FRAME_DAILY_QUOTA", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub daily_quota: u64,
+    /// Valkey key of the snapshot.
+    #[arg(long, env = "RATES_KEY", default_value = "rates")]
+    pub rates_key: String,
+    /// Channel told about each new snapshot.
+    #[arg(long, env = "RATES_CHANNEL", default_value = "rates_updated")]
+    pub rates_channel: String,
+    /// A run, retries included, ends within this time.
+    #[arg(long, env = "REFRESH_DEADLINE", default_value = "60s", value_parser = parse_duration)]
+    pub deadline: Duration,
+    /// Limit of one One-Frame call.
+    #[arg(long, env = "ONE_FRAME_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Limit for opening a connection (One-Frame and Valkey).
+    #[arg(long, env = "CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// First retry delay; doubles per retry up to --retry-max.
+    #[arg(long, env = "RETRY_INITIAL", default_value = "500ms", value_parser = parse_duration)]
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    #[arg(long, env = "RETRY_MAX", default_value = "8s", value_parser = parse_duration)]
+    pub retry_max: Duration,
+    /// The refresh schedule's interval; retries keep enough of the day's
+    /// budget for the refreshes still due at this pace.
+    #[arg(long, env = "SCHEDULE_INTERVAL", default_value = "4m", value_parser = parse_duration)]
+    pub schedule_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct CurrencyList(pub Vec<Currency>);
+
+fn parse_currencies(s: &str) -> Result<CurrencyList, String> {
+    let list = shared::currency::parse_list(s)?;
+    if list.iter().all(|c| *c == Currency::USD) {
+        return Err("list at least one currency besides USD".into());
+    }
+    Ok(CurrencyList(list))
+}
+
+/// `250ms`, `30s`, `4m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 500ms, 30s, 4m or 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?} is not a duration: use e.g. 500ms, 30s, 4m or 1h")),
+    };
+    if d.is_zero() {
+        return Err(format!("{s:?}: the duration must be greater than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("4m"), Ok(Duration::from_secs(240)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "4", "m", "4 m", "-1s", "0s", "1d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn currency_lists_need_something_to_quote() {
+        assert!(parse_currencies("USD").is_err());
+        assert!(parse_currencies("USD,QQQ").is_err());
+        assert_eq!(parse_currencies("jpy,usd").unwrap().0.len(), 2);
+    }
+
+    #[test]
+    fn the_token_never_shows_in_help() {
+        use clap::CommandFactory;
+        let help = Cli::command()
+            .find_subcommand_mut("once")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!help.contains(PUBLIC_TOKEN), "{help}");
+    }
+}

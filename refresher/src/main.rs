@@ -1,0 +1,105 @@
+//! `refresher once` / `refresher run --every 4m`.
+//!
+//! Exit codes: 0 refreshed (or a newer snapshot was already stored),
+//! 1 transient failure, 2 configuration error, 3 authentication error,
+//! 4 quota exhausted for today.
+
+use clap::Parser;
+use refresher::client::{OneFrameClient, usd_legs};
+use refresher::clock::SystemClock;
+use refresher::config::{Cli, Command, Settings};
+use refresher::quota::QuotaGuard;
+use refresher::refresh::{Backoff, RefreshError, Refreshed, Refresher};
+use refresher::store::{SnapshotStore, WriteOutcome};
+use refresher::{schedule, valkey};
+use std::process::ExitCode;
+
+fn build(s: &Settings) -> Result<Refresher<SystemClock>, RefreshError> {
+    let client = OneFrameClient::new(&s.one_frame_url, s.one_frame_token.clone(), s.connect_timeout)
+        .map_err(RefreshError::Config)?;
+    Ok(Refresher {
+        clock: SystemClock,
+        valkey: valkey::client(&s.valkey_url).map_err(RefreshError::Config)?,
+        connect_timeout: s.connect_timeout,
+        client,
+        quota: QuotaGuard::new(s.daily_quota),
+        store: SnapshotStore::new(s.rates_key.clone(), s.rates_channel.clone()),
+        pairs: usd_legs(&s.currencies.0),
+        deadline: s.deadline,
+        request_timeout: s.request_timeout,
+        backoff: Backoff {
+            initial: s.retry_initial,
+            max: s.retry_max,
+        },
+        schedule_interval: s.schedule_interval,
+    })
+}
+
+fn report(result: &Result<Refreshed, RefreshError>, budget: u64) {
+    match result {
+        Ok(r) => {
+            let what = match r.outcome {
+                WriteOutcome::Written => format!("stored snapshot seq={} and published it", r.seq),
+                WriteOutcome::KeptNewer => {
+                    format!("kept the stored snapshot, which is newer than seq={}", r.seq)
+                }
+            };
+            eprintln!(
+                "refresher: {what} ({} attempt(s); {} of {budget} One-Frame calls used today)",
+                r.attempts, r.calls_today
+            );
+        }
+        Err(e) => eprintln!("refresher: {e}"),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (settings, every) = match &cli.command {
+        Command::Once(s) => (s, None),
+        Command::Run { settings, every } => (settings, Some(*every)),
+    };
+    let fail = |e: RefreshError| {
+        eprintln!("refresher: {e}");
+        ExitCode::from(e.exit_code() as u8)
+    };
+    let refresher = match build(settings) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    eprintln!(
+        "refresher: {} pairs from {} into {} key {:?}",
+        refresher.pairs.len(),
+        refresher.client.rates_url(),
+        valkey::redact(&settings.valkey_url),
+        settings.rates_key
+    );
+    match every {
+        None => {
+            let result = refresher.refresh().await;
+            report(&result, settings.daily_quota);
+            match result {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => ExitCode::from(e.exit_code() as u8),
+            }
+        }
+        Some(every) => {
+            schedule::run(&refresher, every, shutdown_signal(), |r| {
+                report(r, settings.daily_quota)
+            })
+            .await;
+            eprintln!("refresher: stopped");
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! One refresh: take a permit from the quota guard, call One-Frame once for
+//! every USD leg, check the answer, store it if it is newer, publish. Failed
+//! attempts are retried with capped exponential backoff and jitter while the
+//! run's deadline and the day's budget allow.
+
+use crate::client::{FetchError, OneFrameClient};
+use crate::clock::Clock;
+use crate::quota::{self, QuotaGuard};
+use crate::store::{SnapshotStore, WriteOutcome};
+use rand::Rng;
+use redis::aio::MultiplexedConnection;
+use shared::one_frame::AnswerError;
+use shared::{Pair, Snapshot, Timestamp};
+use std::fmt;
+use std::time::Duration;
+
+/// Retry pacing.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay before retry `n` (1-based): `initial × 2^(n-1)` capped at
+    /// `max`, then drawn uniformly from its upper half so that refreshers
+    /// that failed together do not retry together.
+    pub fn delay(&self, n: u32, rng: &mut impl Rng) -> Duration {
+        let exp = self.initial.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+        let d = exp.min(self.max);
+        let half = d / 2;
+        half + Duration::from_nanos(rng.random_range(0..=half.as_nanos() as u64))
+    }
+}
+
+pub struct Refresher<C: Clock> {
+    pub clock: C,
+    pub valkey: redis::Client,
+    pub connect_timeout: Duration,
+    pub client: OneFrameClient,
+    pub quota: QuotaGuard,
+    pub store: SnapshotStore,
+    pub pairs: Vec<Pair>,
+    /// The whole run, retries included, ends by then.
+    pub deadline: Duration,
+    /// Limit of one One-Frame call.
+    pub request_timeout: Duration,
+    pub backoff: Backoff,
+    /// How often refreshes are scheduled: retries keep one call per
+    /// remaining slot of the day in reserve.
+    pub schedule_interval: Duration,
+}
+
+/// A successful run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    pub seq: u64,
+    pub outcome: WriteOutcome,
+    pub attempts: u32,
+    pub calls_today: u64,
+}
+
+/// A failed run, by what an operator must do about it.
+#[derive(Debug)]
+pub enum RefreshError {
+    /// The token was refused: fix the Secret.
+    Auth(String),
+    /// One-Frame rejects our request (e.g. a currency it does not serve).
+    Config(String),
+    /// No call may be made today: our budget or One-Frame's quota is spent.
+    QuotaExhausted(String),
+    /// Worth retrying at the next scheduled run.
+    Transient(String),
+}
+
+impl RefreshError {
+    /// The process exit code (see the README's table).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RefreshError::Transient(_) => 1,
+            RefreshError::Config(_) => 2,
+            RefreshError::Auth(_) => 3,
+            RefreshError::QuotaExhausted(_) => 4,
+        }
+    }
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefreshError::Auth(m) => write!(f, "authentication failed: {m}"),
+            RefreshError::Config(m) => write!(f, "configuration error: {m}"),
+            RefreshError::QuotaExhausted(m) => write!(f, "quota exhausted: {m}"),
+            RefreshError::Transient(m) => write!(f, "refresh failed: {m}"),
+        }
+    }
+}
+
+fn valkey_err(what: &str, e: redis::RedisError) -> String {
+    format!("Valkey {what} failed: {e}")
+}
+
+/// Truncates to whole milliseconds: snapshots carry millisecond times.
+fn millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_unix_millis(t.unix_millis())
+}
+
+impl<C: Clock> Refresher<C> {
+    /// One run, as `refresher once` does it. Each run opens its own Valkey
+    /// connection, so a Valkey restart between runs needs no handling.
+    pub async fn refresh(&self) -> Result<Refreshed, RefreshError> {
+        let started = self.clock.now();
+        let ends = started.plus(self.deadline);
+        let mut rng = rand::rng();
+        let mut attempt: u32 = 0;
+        let mut last_error;
+        let mut conn: Option<MultiplexedConnection> = None;
+        loop {
+            attempt += 1;
+            let result = match self.connection(&mut conn).await {
+                Ok(c) => self.attempt(c, attempt, ends).await,
+                Err(e) => Err(Step::Retry(e)),
+            };
+            match result {
+                Ok(r) => return Ok(r),
+                Err(Step::Stop(e)) => return Err(e),
+                Err(Step::Retry(msg)) => {
+                    eprintln!("refresher: attempt {attempt} failed: {msg}");
+                    if msg.starts_with("Valkey") {
+                        conn = None;
+                    }
+                    last_error = msg;
+                }
+            }
+            let delay = self.backoff.delay(attempt, &mut rng);
+            if self.clock.now().plus(delay) >= ends {
+                return Err(RefreshError::Transient(format!(
+                    "gave up after {attempt} attempt(s) within the {:?} deadline; last error: {last_error}",
+                    self.deadline
+                )));
+            }
+            self.clock.sleep(delay).await;
+        }
+    }
+
+    async fn connection<'c>(
+        &self,
+        slot: &'c mut Option<MultiplexedConnection>,
+    ) -> Result<&'c mut MultiplexedConnection, String> {
+        if slot.is_none() {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.connect_timeout))
+                .set_response_timeout(Some(self.connect_timeout.max(Duration::from_secs(2))));
+            let c = self
+                .clock
+                .timeout(
+                    self.connect_timeout,
+                    self.valkey.get_multiplexed_async_connection_with_config(&config),
+                )
+                .await
+                .map_err(|_| format!("Valkey connection timed out after {:?}", self.connect_timeout))?
+                .map_err(|e| format!("Valkey connection failed: {e}"))?;
+            *slot = Some(c);
+        }
+        Ok(slot.as_mut().expect("connected above"))
+    }
+
+    async fn attempt(
+        &self,
+        conn: &mut MultiplexedConnection,
+        attempt: u32,
+        ends: Timestamp,
+    ) -> Result<Refreshed, Step> {
+        let now = self.clock.now();
+        // The first attempt of a run is a scheduled call; retries must leave
+        // enough budget for the rest of the day's schedule.
+        let reserve = if attempt == 1 {
+            0
+        } else {
+            quota::reserve_for_schedule(now, self.schedule_interval)
+        };
+        let permit = self
+            .quota
+            .acquire(conn, now, reserve)
+            .await
+            .map_err(|e| Step::Retry(valkey_err("quota check", e)))?;
+        let Some(permit) = permit else {
+            let why = if reserve == 0 {
+                format!(
+                    "today's budget of {} One-Frame calls (UTC day) is spent",
+                    self.quota.budget()
+                )
+            } else {
+                format!(
+                    "no retry: the remaining budget is kept for the {reserve} refreshes still scheduled today"
+                )
+            };
+            return Err(Step::Stop(RefreshError::QuotaExhausted(why)));
+        };
+
+        let left = ends.since(now);
+        let limit = self.request_timeout.min(left);
+        let fetched = self
+            .clock
+            .timeout(limit, self.client.fetch(&self.pairs, || self.clock.now()))
+            .await
+            .map_err(|_| Step::Retry(format!("One-Frame did not answer within {limit:?}")))?;
+        let quotes = match fetched {
+            Ok(q) => q,
+            Err(FetchError::Answer(AnswerError::Forbidden)) => {
+                return Err(Step::Stop(RefreshError::Auth(
+                    "One-Frame answered Forbidden: check ONE_FRAME_TOKEN".into(),
+                )));
+            }
+            Err(FetchError::Answer(AnswerError::QuotaReached)) => {
+                let _ = self.quota.mark_exhausted(conn, now).await;
+                return Err(Step::Stop(RefreshError::QuotaExhausted(
+                    "One-Frame answered Quota reached; no more calls until the next UTC day".into(),
+                )));
+            }
+            Err(FetchError::Answer(AnswerError::Upstream(m)))
+                if m == shared::one_frame::messages::INVALID_PAIR =>
+            {
+                return Err(Step::Stop(RefreshError::Config(format!(
+                    "One-Frame answered {m:?}: it does not serve one of --currencies"
+                ))));
+            }
+            Err(e) => return Err(Step::Retry(e.to_string())),
+        };
+
+        let fetched_at = millis(self.clock.now());
+        // From here on the call is spent; only the write is retried.
+        let mut write_attempt = 0;
+        loop {
+            write_attempt += 1;
+            match self.store_snapshot(conn, fetched_at, &quotes).await {
+                Ok((seq, outcome)) => {
+                    return Ok(Refreshed {
+                        seq,
+                        outcome,
+                        attempts: attempt,
+                        calls_today: permit.used_today,
+                    });
+                }
+                Err(e) => {
+                    let delay = self.backoff.delay(write_attempt, &mut rand::rng());
+                    if self.clock.now().plus(delay) >= ends {
+                        return Err(Step::Stop(RefreshError::Transient(format!(
+                            "fetched rates but could not store them: {e}"
+                        ))));
+                    }
+                    eprintln!("refresher: storing the snapshot failed, retrying: {e}");
+                    self.clock.sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn store_snapshot(
+        &self,
+        conn: &mut MultiplexedConnection,
+        fetched_at: Timestamp,
+        quotes: &[shared::Quote],
+    ) -> Result<(u64, WriteOutcome), String> {
+        let seq = self
+            .store
+            .next_seq(conn)
+            .await
+            .map_err(|e| valkey_err("INCR rates:seq", e))?;
+        let snapshot = Snapshot::new(seq, fetched_at, quotes.to_vec()).map_err(|e| e.to_string())?;
+        let outcome = self
+            .store
+            .write_if_newer(conn, &snapshot)
+            .await
+            .map_err(|e| valkey_err("snapshot write", e))?;
+        Ok((seq, outcome))
+    }
+}
+
+enum Step {
+    Retry(String),
+    Stop(RefreshError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let mut rng = rand::rng();
+        for _ in 0..100 {
+            let d1 = b.delay(1, &mut rng);
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
+            let d3 = b.delay(3, &mut rng);
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
+            let d30 = b.delay(30, &mut rng);
+            assert!(
+                d30 >= Duration::from_millis(500) && d30 <= Duration::from_secs(1),
+                "{d30:?}"
+            );
+        }
+    }
+}
