@@ -177,8 +177,13 @@ impl Snapshot {
     }
 
     /// DESIGN.md's order: a later `fetched_at` wins, `seq` breaks ties.
+    /// Compare versions, not `seq` alone: Valkey may restart its counter.
+    pub fn version(&self) -> (Timestamp, u64) {
+        (self.fetched_at, self.seq)
+    }
+
     pub fn is_newer_than(&self, other: &Snapshot) -> bool {
-        (self.fetched_at, self.seq) > (other.fetched_at, other.seq)
+        self.version() > other.version()
     }
 
     /// The `USD → c` quote, if the snapshot has it.

@@ -140,9 +140,9 @@ impl<'a> RateTable<'a> {
         rates::derive(pair, self.fetched_at, |c| self.usd_leg(c))
     }
 
-    /// DESIGN.md's order, against another table's `(fetched_at, seq)`.
-    pub fn is_newer_than(&self, other: &RateTable<'_>) -> bool {
-        (self.fetched_at, self.seq) > (other.fetched_at, other.seq)
+    /// The snapshot's place in DESIGN.md's order (see [`Snapshot::version`]).
+    pub fn version(&self) -> (Timestamp, u64) {
+        (self.fetched_at, self.seq)
     }
 }
 

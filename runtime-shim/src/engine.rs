@@ -1,0 +1,176 @@
+//! Everything expensive, done once at start-up: the wasmtime engine with a
+//! pooling allocator and epoch interruption, turning `wasm32-wasip1` modules
+//! into components, compiling them (or loading the compiled code from the
+//! on-disk cache), linking host interfaces and pre-instantiating.
+
+use crate::state::{InstanceState, MAX_INSTANCE_MEMORY};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wasmtime::Result;
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::error::Context;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; guest time limits are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Most instances alive at once (requests in flight plus Redis messages).
+pub const MAX_INSTANCES: u32 = 256;
+
+pub fn new_engine() -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_INSTANCES)
+        .total_core_instances(MAX_INSTANCES * 8)
+        .total_memories(MAX_INSTANCES * 4)
+        .total_tables(MAX_INSTANCES * 4)
+        .total_stacks(MAX_INSTANCES)
+        .max_memories_per_component(8)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(16)
+        .max_memory_size(MAX_INSTANCE_MEMORY);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config)?;
+    let weak = engine.weak();
+    std::thread::Builder::new().name("epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    })?;
+    Ok(engine)
+}
+
+/// A core module (what `cargo build --target wasm32-wasip1` makes) becomes a
+/// component through the WASI preview1 reactor adapter; a component is kept.
+pub fn componentize(bytes: &[u8]) -> Result<Vec<u8>> {
+    if wasmparser::Parser::is_component(bytes) {
+        return Ok(bytes.to_vec());
+    }
+    if !wasmparser::Parser::is_core_wasm(bytes) {
+        wasmtime::bail!("not a WebAssembly module or component");
+    }
+    let encode = || -> anyhow::Result<Vec<u8>> {
+        use anyhow::Context as _;
+        wit_component::ComponentEncoder::default()
+            .module(bytes)
+            .context(
+                "the module carries no component type information (build it with spin-sdk / wit-bindgen)",
+            )?
+            .adapter(
+                "wasi_snapshot_preview1",
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+            )?
+            .validate(true)
+            .encode()
+    };
+    encode().map_err(wasmtime::Error::from_anyhow)
+}
+
+/// Compiled components on disk, keyed by the hash of the Wasm file and the
+/// engine's settings, so a restart skips componentizing and compiling.
+pub struct CompileCache {
+    dir: Option<PathBuf>,
+}
+
+impl CompileCache {
+    pub fn new(dir: Option<PathBuf>) -> CompileCache {
+        CompileCache { dir }
+    }
+
+    /// `$XDG_CACHE_HOME/runtime-shim`, or `~/.cache/runtime-shim`.
+    pub fn default_dir() -> Option<PathBuf> {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("runtime-shim"))
+    }
+
+    pub fn load(&self, engine: &Engine, path: &Path) -> Result<(Component, bool)> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let key = {
+            let mut h = Sha256::new();
+            h.update(&bytes);
+            std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut HashWriter(&mut h));
+            h.finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let cached = self.dir.as_ref().map(|d| d.join(format!("{key}.cwasm")));
+        if let Some(file) = cached.as_ref().filter(|f| f.is_file()) {
+            // SAFETY: the file was written by `Component::serialize` of an engine
+            // with the same compatibility hash, into a directory of our own; the
+            // key covers the source bytes. A corrupt file fails to deserialize
+            // (wasmtime checks its header) and is then rebuilt.
+            match unsafe { Component::deserialize_file(engine, file) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => eprintln!("runtime-shim: ignoring cached {}: {e}", file.display()),
+            }
+        }
+        let component_bytes = componentize(&bytes).with_context(|| format!("{}", path.display()))?;
+        let component = Component::new(engine, &component_bytes)
+            .with_context(|| format!("cannot compile {}", path.display()))?;
+        if let Some(file) = cached {
+            if let Err(e) = write_atomically(&file, &component.serialize()?) {
+                eprintln!(
+                    "runtime-shim: cannot write the compile cache {}: {e}",
+                    file.display()
+                );
+            }
+        }
+        Ok((component, false))
+    }
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::hash::Hasher for HashWriter<'_> {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = file.parent().expect("cache files live in a directory");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        file.file_name().and_then(|n| n.to_str()).unwrap_or("c"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file)
+}
+
+/// A linker with WASI, WASI HTTP, the Spin interfaces this host implements,
+/// and stubs for the ones it does not.
+pub fn linker_for(engine: &Engine, component: &Component) -> Result<(Linker<InstanceState>, Vec<String>)> {
+    let mut linker = Linker::<InstanceState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::bindings::Host_::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    crate::bindings::redis_handler::RedisHandler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    let stubbed = crate::unsupported::link(&mut linker, engine, component)?;
+    Ok((linker, stubbed))
+}
+
+pub fn instance_pre(engine: &Engine, component: &Component, id: &str) -> Result<InstancePre<InstanceState>> {
+    let (linker, stubbed) = linker_for(engine, component)?;
+    if !stubbed.is_empty() {
+        eprintln!(
+            "runtime-shim: component {id:?} imports unsupported interfaces (calls will fail): {}",
+            stubbed.join(", ")
+        );
+    }
+    linker
+        .instantiate_pre(component)
+        .with_context(|| format!("component {id:?} cannot be linked"))
+}

@@ -1,0 +1,218 @@
+//! The HTTP trigger: one hyper server, routes from the manifest, and per
+//! request a fresh instance of the routed component (Spin's model) made from
+//! an `InstancePre`, bounded in time and memory. A guest that traps answers
+//! 500, one that runs too long 504; the next request gets a new instance and
+//! is unaffected.
+
+use crate::access_log::AccessLog;
+use crate::manifest::RoutePattern;
+use crate::state::{AppServices, ComponentEnv, InstanceState};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::Result;
+use wasmtime::Store;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// Longest request line target served; longer ones get 414.
+pub const MAX_URI_LEN: usize = 8 * 1024;
+
+pub struct HttpComponent {
+    pub pre: ProxyPre<InstanceState>,
+    pub env: Arc<ComponentEnv>,
+}
+
+pub struct Route {
+    pub pattern: RoutePattern,
+    pub raw: String,
+    pub component: Arc<HttpComponent>,
+}
+
+pub struct HttpTrigger {
+    pub routes: Vec<Route>,
+    pub app: Arc<AppServices>,
+    pub request_timeout: Duration,
+    /// Bounds live instances so the pooling allocator is never exhausted:
+    /// excess requests wait instead of failing.
+    pub instances: Arc<Semaphore>,
+    pub log: AccessLog,
+}
+
+/// A JSON error in the app's own shape, for failures the host answers.
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("valid response")
+}
+
+impl HttpTrigger {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let resp = self.dispatch(req, client).await;
+        self.log.request(&method, &path, resp.status(), started.elapsed());
+        resp
+    }
+
+    async fn dispatch(&self, mut req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+        if req.uri().to_string().len() > MAX_URI_LEN {
+            return json_error(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "the request URL is longer than 8 KiB",
+            );
+        }
+        let Some(route) = self.routes.iter().find(|r| r.pattern.matches(req.uri().path())) else {
+            return json_error(StatusCode::NOT_FOUND, "not_found", "no route matches this path");
+        };
+        add_spin_headers(&mut req, route, client);
+        let Ok(_permit) = self.instances.clone().acquire_owned().await else {
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            );
+        };
+        let component = route.component.clone();
+        let mut store = Store::new(
+            component.pre.engine(),
+            InstanceState::new(component.env.clone(), self.app.clone()),
+        );
+        store.limiter(|s| &mut s.limits);
+        // Yield to tokio every epoch tick so the time limit below can fire
+        // even while the guest computes.
+        store.epoch_deadline_async_yield_and_update(1);
+
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let prepared = (|| -> Result<_> {
+            let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+            let out = store.data_mut().http().new_response_outparam(tx)?;
+            Ok((incoming, out))
+        })();
+        let (incoming, out) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("malformed request: {e}"),
+                );
+            }
+        };
+        let limit = self.request_timeout;
+        let id = component.env.id.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::timeout(limit, async move {
+                let proxy = component.pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, out)
+                    .await
+            })
+            .await
+        });
+
+        match rx.await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(code)) => {
+                eprintln!("runtime-shim: component {id:?} answered with an error: {code:?}");
+                json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the component failed to answer",
+                )
+            }
+            // The guest ended (or was stopped) without setting a response.
+            Err(_) => match task.await {
+                Ok(Err(_elapsed)) => {
+                    eprintln!("runtime-shim: component {id:?} did not answer within {limit:?}");
+                    json_error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timeout",
+                        "the component did not answer in time",
+                    )
+                }
+                Ok(Ok(Err(trap))) => {
+                    eprintln!("runtime-shim: component {id:?} failed: {trap:?}");
+                    json_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "the component failed",
+                    )
+                }
+                Ok(Ok(Ok(()))) => {
+                    eprintln!("runtime-shim: component {id:?} returned without a response");
+                    json_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "the component gave no response",
+                    )
+                }
+                Err(join) => {
+                    eprintln!("runtime-shim: component {id:?} task failed: {join}");
+                    json_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "the component failed",
+                    )
+                }
+            },
+        }
+    }
+}
+
+/// The request headers Spin adds, which some components read.
+fn add_spin_headers(req: &mut Request<Incoming>, route: &Route, client: SocketAddr) {
+    let path = req.uri().path().to_string();
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let full_url = format!(
+        "http://{host}{}",
+        req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let matched_prefix = match &route.pattern {
+        RoutePattern::Exact(r) => r.clone(),
+        RoutePattern::Prefix(p) => p.clone(),
+    };
+    let path_info = path
+        .strip_prefix(matched_prefix.as_str())
+        .unwrap_or("")
+        .to_string();
+    let headers = req.headers_mut();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    put("spin-full-url", &full_url);
+    put("spin-path-info", &path_info);
+    put("spin-matched-route", &route.raw);
+    put("spin-raw-component-route", &route.raw);
+    put("spin-component-route", &matched_prefix);
+    put("spin-base-path", "/");
+    put("spin-client-addr", &client.to_string());
+}

@@ -1,0 +1,229 @@
+//! `runtime-shim`: a small Spin-compatible host on wasmtime that runs this
+//! repository's `spin.toml` and its Wasm components without the Spin CLI.
+//!
+//! Start-up ([`up`]) reads the manifest strictly, compiles each component
+//! once (with an on-disk cache), links the host interfaces and prepares an
+//! `InstancePre`; then the HTTP trigger serves requests and the Redis trigger
+//! delivers messages, each in a fresh instance.
+
+mod access_log;
+mod allowed_hosts;
+mod bindings;
+mod engine;
+mod http_trigger;
+mod kv_host;
+pub mod manifest;
+mod redis_host;
+mod redis_trigger;
+mod state;
+mod unsupported;
+pub mod variables;
+
+use http_trigger::{HttpComponent, HttpTrigger, Route};
+use redis_trigger::{RedisComponent, Subscriber};
+use state::{AppServices, ComponentEnv};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::Result;
+use wasmtime::error::Context;
+
+/// Settings of `runtime-shim up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub manifest: PathBuf,
+    pub listen: SocketAddr,
+    pub variables: variables::Provided,
+    /// Limit of one HTTP request's guest work (504 after it).
+    pub request_timeout: Duration,
+    /// Limit of one Redis message's handler.
+    pub message_timeout: Duration,
+    /// Compiled-component cache; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Longest wait for in-flight requests at shutdown.
+    pub drain_timeout: Duration,
+    /// Most client connections served at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// An idle or slow client must send its request headers within this time.
+    pub header_read_timeout: Duration,
+    pub access_log: bool,
+}
+
+pub use engine::CompileCache;
+
+/// Loads the app and serves it until `shutdown` resolves, then drains.
+pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let started = Instant::now();
+    let app = manifest::App::load(&opts.manifest, &opts.variables)?;
+    let engine = engine::new_engine()?;
+    let cache = engine::CompileCache::new(opts.cache_dir.clone());
+    let services = Arc::new(AppServices {
+        redis: Default::default(),
+        kv: Default::default(),
+    });
+
+    let mut pres = HashMap::new();
+    let (mut compiled, mut cached) = (0, 0);
+    for (id, c) in &app.components {
+        let (component, from_cache) = cache
+            .load(&engine, &c.source)
+            .with_context(|| format!("component {id:?}"))?;
+        if from_cache {
+            cached += 1
+        } else {
+            compiled += 1
+        }
+        let pre = engine::instance_pre(&engine, &component, id)?;
+        let env = Arc::new(ComponentEnv {
+            id: id.clone(),
+            allowed_hosts: allowed_hosts::AllowedHosts::parse(&c.allowed_outbound_hosts)?,
+            key_value_stores: c.key_value_stores.clone(),
+            variables: c.variables.clone(),
+        });
+        pres.insert(id.clone(), (pre, env));
+    }
+
+    let instances = Arc::new(Semaphore::new(engine::MAX_INSTANCES as usize - 16));
+    let mut routes = Vec::new();
+    let mut http_components: HashMap<String, Arc<HttpComponent>> = HashMap::new();
+    for r in &app.http_routes {
+        let component = match http_components.get(&r.component) {
+            Some(c) => c.clone(),
+            None => {
+                let (pre, env) = &pres[&r.component];
+                let proxy = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone()).with_context(|| {
+                    format!("component {:?} is routed by [[trigger.http]] but does not export wasi:http/incoming-handler", r.component)
+                })?;
+                let c = Arc::new(HttpComponent {
+                    pre: proxy,
+                    env: env.clone(),
+                });
+                http_components.insert(r.component.clone(), c.clone());
+                c
+            }
+        };
+        routes.push(Route {
+            pattern: r.pattern.clone(),
+            raw: r.raw.clone(),
+            component,
+        });
+    }
+
+    let mut subscribers: HashMap<String, Subscriber> = HashMap::new();
+    for s in &app.redis_subscriptions {
+        let (pre, env) = &pres[&s.component];
+        let handler = bindings::redis_handler::RedisHandlerPre::new(pre.clone()).with_context(|| {
+            format!(
+                "component {:?} is used by [[trigger.redis]] but does not export fermyon:spin/inbound-redis",
+                s.component
+            )
+        })?;
+        let sub = subscribers
+            .entry(s.address.clone())
+            .or_insert_with(|| Subscriber {
+                address: s.address.clone(),
+                channels: HashMap::new(),
+                app: services.clone(),
+                handler_timeout: opts.message_timeout,
+                instances: instances.clone(),
+            });
+        sub.channels
+            .entry(s.channel.clone())
+            .or_default()
+            .push(Arc::new(RedisComponent {
+                pre: handler,
+                env: env.clone(),
+            }));
+    }
+
+    let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|e| {
+        wasmtime::format_err!(
+            "cannot listen on {}: {e} (is another server using the port? choose one with --listen)",
+            opts.listen
+        )
+    })?;
+    let local = listener.local_addr()?;
+    for sub in subscribers.into_values() {
+        tokio::spawn(sub.run());
+    }
+    let trigger = Arc::new(HttpTrigger {
+        routes,
+        app: services,
+        request_timeout: opts.request_timeout,
+        instances,
+        log: access_log::AccessLog::stderr(opts.access_log),
+    });
+    eprintln!(
+        "runtime-shim: app {:?} ready on http://{local} in {} ms ({compiled} component(s) compiled, {cached} from cache)",
+        app.name,
+        started.elapsed().as_millis()
+    );
+    if trigger.routes.is_empty() {
+        eprintln!("runtime-shim: no HTTP routes; only Redis triggers run");
+    }
+    serve(listener, trigger, &opts, shutdown).await
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    trigger: Arc<HttpTrigger>,
+    opts: &UpOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(opts.max_connections));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .max_headers(100)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = connections.clone().acquire_owned() => p?,
+        };
+        let (stream, client) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("runtime-shim: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let trigger = trigger.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let trigger = trigger.clone();
+            async move { Ok::<_, std::convert::Infallible>(trigger.handle(req, client).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    eprintln!(
+        "runtime-shim: shutting down; waiting up to {:?} for requests in flight",
+        opts.drain_timeout
+    );
+    if tokio::time::timeout(opts.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "runtime-shim: some requests were still running after {:?}; stopping anyway",
+            opts.drain_timeout
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! `spin.toml` (manifest version 2): the subset this app uses, read strictly.
+//!
+//! Every table denies unknown keys, so a misspelled or unsupported key fails
+//! at start-up with its name instead of being silently ignored. Templates
+//! (`{{ name }}`) are resolved here once, against the app's variables.
+
+use crate::variables::{Resolver, VariableDecl};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use wasmtime::error::Context;
+use wasmtime::{Result, bail};
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    /// Must be 2.
+    spin_manifest_version: u32,
+    application: RawApplication,
+    #[serde(default)]
+    variables: BTreeMap<String, VariableDecl>,
+    #[serde(default)]
+    trigger: RawTriggers,
+    #[serde(default)]
+    component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    version: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    authors: Vec<String>,
+    #[serde(default)]
+    trigger: RawAppTriggers,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAppTriggers {
+    /// `[application.trigger.redis]`: the default address of Redis triggers.
+    redis: Option<RawAppRedis>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawAppRedis {
+    address: String,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTriggers {
+    #[serde(default)]
+    http: Vec<RawHttpTrigger>,
+    #[serde(default)]
+    redis: Vec<RawRedisTrigger>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawHttpTrigger {
+    /// Exact (`/rates`) or a prefix ending in `/...`.
+    route: String,
+    /// The id of a `[component.<id>]`.
+    component: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    id: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawRedisTrigger {
+    channel: String,
+    /// Overrides `[application.trigger.redis] address`.
+    address: Option<String>,
+    component: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    id: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    /// A path to a `.wasm` file, relative to the manifest.
+    source: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    /// `spin build` instructions; the shim does not build, but accepts them.
+    #[serde(default)]
+    #[allow(dead_code)]
+    build: Option<RawBuild>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    #[allow(dead_code)]
+    command: toml::Value,
+    #[serde(default)]
+    #[allow(dead_code)]
+    workdir: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    watch: Vec<String>,
+}
+
+/// The key-value store every Spin host provides.
+pub const DEFAULT_STORE: &str = "default";
+
+/// A loaded, validated application with every template resolved.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    pub components: BTreeMap<String, ComponentConfig>,
+    pub http_routes: Vec<HttpRoute>,
+    pub redis_subscriptions: Vec<RedisSubscription>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComponentConfig {
+    pub id: String,
+    pub source: PathBuf,
+    pub allowed_outbound_hosts: Vec<String>,
+    pub key_value_stores: Vec<String>,
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutePattern {
+    Exact(String),
+    /// `/api/...` matches `/api` and everything below it.
+    Prefix(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpRoute {
+    pub pattern: RoutePattern,
+    pub raw: String,
+    pub component: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSubscription {
+    pub address: String,
+    pub channel: String,
+    pub component: String,
+}
+
+impl RoutePattern {
+    pub fn parse(route: &str) -> Result<RoutePattern> {
+        if !route.starts_with('/') {
+            bail!("route {route:?} must start with '/'");
+        }
+        if let Some(prefix) = route.strip_suffix("/...") {
+            if prefix.contains("...") {
+                bail!("route {route:?}: '...' may only end a route");
+            }
+            return Ok(RoutePattern::Prefix(prefix.to_string()));
+        }
+        if route.contains("...") || route.contains(':') {
+            bail!("route {route:?}: only exact routes and prefixes ending in '/...' are supported");
+        }
+        let trimmed = route.trim_end_matches('/');
+        Ok(RoutePattern::Exact(if trimmed.is_empty() {
+            "/".into()
+        } else {
+            trimmed.into()
+        }))
+    }
+
+    /// Whether `path` is served by this route.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            RoutePattern::Exact(r) => {
+                let p = path.trim_end_matches('/');
+                r == if p.is_empty() { "/" } else { p }
+            }
+            RoutePattern::Prefix(prefix) => path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+        }
+    }
+
+    /// Exact routes beat prefixes; longer prefixes beat shorter ones.
+    fn specificity(&self) -> (u8, usize) {
+        match self {
+            RoutePattern::Exact(r) => (1, r.len()),
+            RoutePattern::Prefix(p) => (0, p.len()),
+        }
+    }
+}
+
+impl App {
+    /// Reads and validates `path`, resolving variables with `resolver`.
+    pub fn load(path: &Path, provided: &crate::variables::Provided) -> Result<App> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        App::parse(&text, base, provided).with_context(|| format!("invalid manifest {}", path.display()))
+    }
+
+    pub fn parse(text: &str, base: &Path, provided: &crate::variables::Provided) -> Result<App> {
+        let raw: RawManifest =
+            toml::from_str(text).map_err(|e| wasmtime::format_err!("{}", e.to_string().trim_end()))?;
+        if raw.spin_manifest_version != 2 {
+            bail!(
+                "spin_manifest_version = {} is not supported: use 2",
+                raw.spin_manifest_version
+            );
+        }
+        let resolver = Resolver::new(&raw.variables, provided)?;
+
+        let mut components = BTreeMap::new();
+        for (id, c) in &raw.component {
+            let ctx = |what: &str| format!("component {id:?}: {what}");
+            if let Some(s) = c.key_value_stores.iter().find(|s| *s != DEFAULT_STORE) {
+                bail!("component {id:?}: key-value store {s:?} is not supported (only {DEFAULT_STORE:?})");
+            }
+            let source = base.join(&c.source);
+            if !source.is_file() {
+                bail!(
+                    "component {id:?}: source {} does not exist (build it first, e.g. `make build`)",
+                    source.display()
+                );
+            }
+            let allowed_outbound_hosts = c
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| {
+                    resolver
+                        .resolve(h)
+                        .with_context(|| ctx("in allowed_outbound_hosts"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for h in &allowed_outbound_hosts {
+                crate::allowed_hosts::AllowedHost::parse(h)
+                    .with_context(|| ctx("in allowed_outbound_hosts"))?;
+            }
+            let mut variables = BTreeMap::new();
+            for (k, v) in &c.variables {
+                crate::variables::check_name(k).with_context(|| ctx("in [component.variables]"))?;
+                let value = resolver
+                    .resolve(v)
+                    .with_context(|| ctx(&format!("variable {k:?}")))?;
+                variables.insert(k.clone(), value);
+            }
+            components.insert(
+                id.clone(),
+                ComponentConfig {
+                    id: id.clone(),
+                    source,
+                    allowed_outbound_hosts,
+                    key_value_stores: c.key_value_stores.clone(),
+                    variables,
+                },
+            );
+        }
+
+        let known = |id: &str, trigger: &str| -> Result<()> {
+            if components.contains_key(id) {
+                Ok(())
+            } else {
+                bail!("{trigger} trigger names component {id:?}, but there is no [component.{id}]")
+            }
+        };
+
+        let mut http_routes = Vec::new();
+        for t in &raw.trigger.http {
+            known(&t.component, "http")?;
+            let pattern = RoutePattern::parse(&t.route)?;
+            if let Some(dup) = http_routes.iter().find(|r: &&HttpRoute| r.pattern == pattern) {
+                bail!(
+                    "route {:?} is given twice (components {:?} and {:?})",
+                    t.route,
+                    dup.component,
+                    t.component
+                );
+            }
+            http_routes.push(HttpRoute {
+                pattern,
+                raw: t.route.clone(),
+                component: t.component.clone(),
+            });
+        }
+        http_routes.sort_by_key(|r| std::cmp::Reverse(r.pattern.specificity()));
+
+        let default_address = raw.application.trigger.redis.as_ref().map(|r| &r.address);
+        let mut redis_subscriptions = Vec::new();
+        for t in &raw.trigger.redis {
+            known(&t.component, "redis")?;
+            let Some(address) = t.address.as_ref().or(default_address) else {
+                bail!(
+                    "redis trigger for component {:?} has no address: set [application.trigger.redis] address or the trigger's address",
+                    t.component
+                );
+            };
+            let address = resolver.resolve(address).context("redis trigger address")?;
+            let channel = resolver.resolve(&t.channel).context("redis trigger channel")?;
+            if channel.is_empty() {
+                bail!(
+                    "redis trigger for component {:?} has an empty channel",
+                    t.component
+                );
+            }
+            redis_subscriptions.push(RedisSubscription {
+                address,
+                channel,
+                component: t.component.clone(),
+            });
+        }
+        if http_routes.is_empty() && redis_subscriptions.is_empty() {
+            bail!("the manifest has no [[trigger.http]] or [[trigger.redis]]: nothing to run");
+        }
+        Ok(App {
+            name: raw.application.name,
+            components,
+            http_routes,
+            redis_subscriptions,
+        })
+    }
+
+    /// The component serving `path`, if any.
+    pub fn route(&self, path: &str) -> Option<&HttpRoute> {
+        self.http_routes.iter().find(|r| r.pattern.matches(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_exactly_or_by_prefix() {
+        let p = |s| RoutePattern::parse(s).unwrap();
+        assert!(p("/rates").matches("/rates"));
+        assert!(p("/rates").matches("/rates/"));
+        assert!(!p("/rates").matches("/rates/x"));
+        assert!(!p("/rates").matches("/ratesx"));
+        assert!(p("/api/...").matches("/api"));
+        assert!(p("/api/...").matches("/api/x/y"));
+        assert!(!p("/api/...").matches("/apix"));
+        assert!(p("/...").matches("/anything"));
+        assert!(p("/...").matches("/"));
+        assert!(RoutePattern::parse("rates").is_err());
+        assert!(RoutePattern::parse("/a/.../b").is_err());
+        assert!(RoutePattern::parse("/users/:id").is_err());
+    }
+}

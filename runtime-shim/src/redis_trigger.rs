@@ -1,0 +1,120 @@
+//! The Redis trigger: SUBSCRIBE each channel at its address and, per
+//! message, call the component's `fermyon:spin/inbound-redis` handler in a
+//! fresh instance. Handler errors are logged, never fatal. When the
+//! connection drops the subscriber reconnects with capped exponential backoff
+//! while HTTP keeps serving (Spin's own trigger ends the process instead).
+
+use crate::bindings::redis_handler::RedisHandlerPre;
+use crate::redis_host::redact;
+use crate::state::{AppServices, ComponentEnv, InstanceState};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime::Store;
+
+const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub struct RedisComponent {
+    pub pre: RedisHandlerPre<InstanceState>,
+    pub env: Arc<ComponentEnv>,
+}
+
+/// All subscriptions on one Redis address.
+pub struct Subscriber {
+    pub address: String,
+    /// channel → components to call, in manifest order.
+    pub channels: HashMap<String, Vec<Arc<RedisComponent>>>,
+    pub app: Arc<AppServices>,
+    pub handler_timeout: Duration,
+    pub instances: Arc<Semaphore>,
+}
+
+impl Subscriber {
+    /// Runs until the process ends.
+    pub async fn run(self) {
+        let mut delay = BACKOFF_INITIAL;
+        loop {
+            match self.subscribe_and_serve().await {
+                // It was subscribed: start over with short delays.
+                Ok(()) => {
+                    eprintln!(
+                        "runtime-shim: redis trigger lost its connection to {}",
+                        redact(&self.address)
+                    );
+                    delay = BACKOFF_INITIAL;
+                }
+                Err(e) => eprintln!(
+                    "runtime-shim: redis trigger cannot subscribe at {}: {e}",
+                    redact(&self.address)
+                ),
+            }
+            // Jittered so that many instances do not reconnect in lockstep.
+            let jitter = rand::random_range(0..=delay.as_millis() as u64 / 2);
+            tokio::time::sleep(delay / 2 + Duration::from_millis(jitter)).await;
+            delay = (delay * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Subscribes and handles messages until the connection ends.
+    async fn subscribe_and_serve(&self) -> wasmtime::Result<()> {
+        let client = redis::Client::open(self.address.as_str())?;
+        let mut pubsub = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
+            .await
+            .map_err(|_| wasmtime::format_err!("connection timed out"))??;
+        for channel in self.channels.keys() {
+            pubsub.subscribe(channel).await?;
+        }
+        let names: Vec<&str> = self.channels.keys().map(String::as_str).collect();
+        eprintln!(
+            "runtime-shim: redis trigger subscribed to {names:?} at {}",
+            redact(&self.address)
+        );
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            let channel = msg.get_channel_name().to_string();
+            let payload = msg.get_payload_bytes().to_vec();
+            for component in self.channels.get(&channel).into_iter().flatten() {
+                self.deliver(component.clone(), &channel, payload.clone()).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// One message to one component, in a fresh instance. Messages are
+    /// handled in arrival order; a slow handler is cut off by the timeout.
+    async fn deliver(&self, component: Arc<RedisComponent>, channel: &str, payload: Vec<u8>) {
+        let Ok(_permit) = self.instances.acquire().await else {
+            return;
+        };
+        let mut store = Store::new(
+            component.pre.engine(),
+            InstanceState::new(component.env.clone(), self.app.clone()),
+        );
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_async_yield_and_update(1);
+        let id = &component.env.id;
+        let call = async {
+            let handler = component.pre.instantiate_async(&mut store).await?;
+            handler
+                .fermyon_spin_inbound_redis()
+                .call_handle_message(&mut store, &payload)
+                .await
+        };
+        match tokio::time::timeout(self.handler_timeout, call).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                eprintln!("runtime-shim: component {id:?} failed to handle a message on {channel:?}: {e:?}")
+            }
+            Ok(Err(trap)) => {
+                eprintln!("runtime-shim: component {id:?} trapped on a message on {channel:?}: {trap:?}")
+            }
+            Err(_) => eprintln!(
+                "runtime-shim: component {id:?} did not handle a message on {channel:?} within {:?}",
+                self.handler_timeout
+            ),
+        }
+    }
+}
