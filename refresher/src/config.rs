@@ -64,7 +64,7 @@ pub struct Settings {
     #[arg(long, env = "REFRESH_DEADLINE", default_value = "60s", value_parser = parse_duration)]
     pub deadline: Duration,
     /// Limit of one One-Frame call.
-    #[arg(long, env = "ONE_FRAME_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long = "one-frame-timeout", env = "ONE_FRAME_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// Limit for opening a connection (One-Frame and Valkey).
     #[arg(long, env = "CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]

@@ -115,13 +115,13 @@ impl CompileCache {
         let component_bytes = componentize(&bytes).with_context(|| format!("{}", path.display()))?;
         let component = Component::new(engine, &component_bytes)
             .with_context(|| format!("cannot compile {}", path.display()))?;
-        if let Some(file) = cached {
-            if let Err(e) = write_atomically(&file, &component.serialize()?) {
-                eprintln!(
-                    "runtime-shim: cannot write the compile cache {}: {e}",
-                    file.display()
-                );
-            }
+        if let Some(file) = cached
+            && let Err(e) = write_atomically(&file, &component.serialize()?)
+        {
+            eprintln!(
+                "runtime-shim: cannot write the compile cache {}: {e}",
+                file.display()
+            );
         }
         Ok((component, false))
     }

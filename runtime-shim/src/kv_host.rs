@@ -33,7 +33,7 @@ impl key_value::Host for InstanceState {}
 
 impl HostStore for InstanceState {
     async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<KvStoreHandle>, Error>> {
-        if !self.env.key_value_stores.iter().any(|s| *s == label) {
+        if !self.env.key_value_stores.contains(&label) {
             return Ok(Err(if label == DEFAULT_STORE {
                 Error::AccessDenied
             } else {

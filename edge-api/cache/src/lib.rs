@@ -78,12 +78,11 @@ pub fn refill_from_valkey(store: &Store) -> Result<(Refill, Option<Vec<u8>>), Re
 /// The cache's side of a refill: DESIGN.md's order decides.
 pub fn store_if_newer(store: &Store, snapshot: &Snapshot) -> Result<(Refill, Option<Vec<u8>>), RefillError> {
     let current = cached_table(store)?;
-    if let Some(bytes) = &current {
-        if let Ok(t) = RateTable::decode(bytes) {
-            if t.version() >= snapshot.version() {
-                return Ok((Refill::Kept, current));
-            }
-        }
+    if let Some(bytes) = &current
+        && let Ok(t) = RateTable::decode(bytes)
+        && t.version() >= snapshot.version()
+    {
+        return Ok((Refill::Kept, current));
     }
     let encoded = table::encode(snapshot);
     store

@@ -22,7 +22,7 @@ const VALKEY_READ_EVERY_MS: i64 = 2_000;
 #[http_component]
 fn handle(req: Request) -> Response {
     let head = *req.method() == Method::Head;
-    let resp = match req.path() {
+    match req.path() {
         "/rates" | "/healthz" | "/readyz" if !matches!(req.method(), Method::Get | Method::Head) => {
             let e = ApiError::new(
                 ErrorCode::MethodNotAllowed,
@@ -42,8 +42,7 @@ fn handle(req: Request) -> Response {
             ),
             head,
         ),
-    };
-    resp
+    }
 }
 
 fn json(status: u16, body: String, head: bool) -> Response {

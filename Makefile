@@ -1,0 +1,44 @@
+# Entry points. `make up` runs the whole stack on loopback; `make test` runs
+# every test (unit, property, end-to-end over real processes, manifests).
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+EDGE_COMPONENTS := -p rates-http -p rates-sync
+FIXTURE_COMPONENTS := -p probe-http -p probe-redis
+
+.PHONY: build wasm up test test-rust check-manifests lint fmt bench soak fuzz clean
+
+## Native binaries (refresher, one-frame, runtime-shim, tools) and the Wasm components.
+build: wasm
+	$(CARGO) build --bins
+
+## The Spin components (edge + test fixtures), as spin.toml expects them.
+wasm:
+	$(CARGO) build --release --target $(WASM_TARGET) $(EDGE_COMPONENTS) $(FIXTURE_COMPONENTS)
+
+## Valkey :6379, one-frame :8080, the refresher loop and runtime-shim :3000.
+up: build
+	bash scripts/up.sh
+
+## Everything CI runs besides formatting and lints.
+test: build check-manifests test-rust
+
+test-rust:
+	$(CARGO) build --target $(WASM_TARGET) -p forex-shared
+	$(CARGO) test
+
+## Offline validation of manifests/ (schemas, CRDs, project rules) and its own tests.
+check-manifests:
+	python3 manifests/check/check_manifests.py
+	python3 -m unittest discover -s manifests/check -p 'test_*.py'
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(EDGE_COMPONENTS) $(FIXTURE_COMPONENTS) -p edge-cache -p forex-shared -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,16 @@
+//! The end-to-end harness: real processes on loopback, started per test and
+//! stopped when their handles drop.
+//!
+//! - [`Valkey`]: `valkey-server` (or `redis-server`) on a free port;
+//! - [`OneFrame`]: the `one-frame` emulator, with its admin routes;
+//! - [`Shim`]: `runtime-shim up` serving a manifest (the real `spin.toml`
+//!   and Wasm by default);
+//! - [`refresher`]: one `refresher once` run.
+//!
+//! Binaries come from the cargo target directory of the running test; build
+//! them first with `make build` (the `make test` target does).
+
+pub mod http;
+mod procs;
+
+pub use procs::*;

@@ -1,0 +1,491 @@
+//! Processes under test. Each handle owns its process and a scratch
+//! directory; dropping the handle kills the process and removes the directory.
+
+use crate::http;
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ has a parent")
+        .to_path_buf()
+}
+
+/// The cargo profile directory this test binary was built into (`target/debug`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in <profile>/deps")
+        .to_path_buf()
+}
+
+/// A workspace binary; panics with how to build it when missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = profile_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make build` (or `cargo build --bins`) first",
+        p.display()
+    );
+    p
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "forex-e2e-{label}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process whose stdout and stderr go to a log file.
+pub struct Proc {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command, log: PathBuf) -> Proc {
+        let out = File::create(&log).expect("create log");
+        let err = out.try_clone().expect("clone log handle");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
+        Proc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn has_exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits up to `limit` for the exit.
+    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<ExitStatus> {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(&pid).status();
+        wait_for_exit(self.child.as_mut()?, limit)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some` or `limit` passes.
+pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_for_port(port: u16, limit: Duration) -> bool {
+    eventually(limit, || TcpStream::connect(("127.0.0.1", port)).ok()).is_some()
+}
+
+/// `valkey-server` when installed, else `redis-server` (same protocol).
+pub fn valkey_binary() -> &'static str {
+    let on_path = |b: &str| {
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(b).is_file()))
+    };
+    if on_path("valkey-server") {
+        "valkey-server"
+    } else {
+        "redis-server"
+    }
+}
+
+/// How a Valkey server is set up.
+#[derive(Default, Clone)]
+pub struct ValkeyOptions {
+    /// `requirepass` for the default user.
+    pub password: Option<String>,
+    /// Extra ACL users, as `user` directive arguments.
+    pub users: Vec<String>,
+}
+
+/// A Valkey server on a free loopback port.
+pub struct Valkey {
+    pub port: u16,
+    options: ValkeyOptions,
+    proc: Option<Proc>,
+    dir: TempDir,
+}
+
+impl Valkey {
+    pub fn start() -> Valkey {
+        Valkey::start_with(ValkeyOptions::default())
+    }
+
+    pub fn start_with(options: ValkeyOptions) -> Valkey {
+        let mut v = Valkey {
+            port: free_port(),
+            options,
+            proc: None,
+            dir: TempDir::new("valkey"),
+        };
+        v.start_process();
+        v
+    }
+
+    fn start_process(&mut self) {
+        let conf = self.dir.path().join("valkey.conf");
+        let mut text = format!(
+            "port {}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n",
+            self.port,
+            self.dir.path().display()
+        );
+        if let Some(pw) = &self.options.password {
+            text.push_str(&format!("requirepass {pw}\n"));
+        }
+        for u in &self.options.users {
+            text.push_str(&format!("user {u}\n"));
+        }
+        std::fs::write(&conf, text).expect("write valkey.conf");
+        let log = self.dir.path().join("valkey.log");
+        let proc = Proc::spawn(Command::new(valkey_binary()).arg(&conf), log);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "Valkey did not start:\n{}",
+            proc.log()
+        );
+        self.proc = Some(proc);
+    }
+
+    /// `host:port`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The URL of the default user.
+    pub fn url(&self) -> String {
+        match &self.options.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// A synchronous client connection (default user).
+    pub fn conn(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).expect("valkey url");
+        client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect to Valkey")
+    }
+
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        redis::cmd("GET").arg(key).query(&mut self.conn()).expect("GET")
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query(&mut self.conn())
+            .expect("SET");
+    }
+
+    pub fn publish(&self, channel: &str, message: &str) -> i64 {
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .query(&mut self.conn())
+            .expect("PUBLISH")
+    }
+
+    /// Stops the server (its data is lost: it keeps nothing on disk).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_process();
+    }
+}
+
+/// The One-Frame emulator.
+pub struct OneFrame {
+    pub port: u16,
+    proc: Proc,
+    _dir: TempDir,
+}
+
+impl OneFrame {
+    pub fn start(args: &[&str]) -> OneFrame {
+        let port = free_port();
+        let dir = TempDir::new("one-frame");
+        let proc = Proc::spawn(
+            Command::new(bin("one-frame"))
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .args(args),
+            dir.path().join("one-frame.log"),
+        );
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)),
+            "one-frame did not start:\n{}",
+            proc.log()
+        );
+        OneFrame {
+            port,
+            proc,
+            _dir: dir,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Calls counted against the default token's quota today.
+    pub fn calls(&self) -> u64 {
+        http::get(self.addr(), "/__admin/calls").json()["calls"]
+            .as_u64()
+            .expect("calls")
+    }
+
+    pub fn reset(&self) {
+        assert_eq!(
+            http::request(self.addr(), "POST", "/__admin/reset", &[], b"")
+                .unwrap()
+                .status,
+            200
+        );
+    }
+
+    /// Sets the fault, e.g. `{"mode":"http500"}`.
+    pub fn fault(&self, json: &str) {
+        let r = http::request(self.addr(), "POST", "/__admin/fault", &[], json.as_bytes()).unwrap();
+        assert_eq!(r.status, 200, "fault {json}: {}", r.text());
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+}
+
+/// The outcome of a finished process.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub log: String,
+    pub took: Duration,
+}
+
+/// Runs `refresher once` with `args` (plus env), killing it after `limit`.
+pub fn refresher_once(args: &[String], env: &[(&str, &str)], limit: Duration) -> Run {
+    let dir = TempDir::new("refresher");
+    let started = Instant::now();
+    let mut cmd = Command::new(bin("refresher"));
+    cmd.arg("once").args(args);
+    // Isolate from the caller's environment: only what the test gives.
+    for var in [
+        "ONE_FRAME_URL",
+        "ONE_FRAME_TOKEN",
+        "VALKEY_URL",
+        "CURRENCIES",
+        "ONE_FRAME_DAILY_QUOTA",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let mut proc = Proc::spawn(&mut cmd, dir.path().join("refresher.log"));
+    let status = wait_for_exit(proc.child.as_mut().expect("child"), limit);
+    let took = started.elapsed();
+    if status.is_none() {
+        proc.kill();
+    }
+    Run {
+        code: status.and_then(|s| s.code()),
+        log: proc.log(),
+        took,
+    }
+}
+
+/// `refresher once` against `valkey` and `one_frame`, with extra flags.
+pub fn refresh(valkey: &Valkey, one_frame: &OneFrame, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "--valkey-url".to_string(),
+        valkey.url(),
+        "--one-frame-url".into(),
+        one_frame.url(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    refresher_once(&args, &[], Duration::from_secs(60))
+}
+
+/// `runtime-shim up` serving a manifest.
+pub struct Shim {
+    pub port: u16,
+    proc: Proc,
+    _dir: TempDir,
+}
+
+/// The compile cache shared by every shim a test run starts.
+pub fn shim_cache_dir() -> PathBuf {
+    profile_dir().join("shim-cache")
+}
+
+impl Shim {
+    /// The product: the repository's `spin.toml` against `valkey`.
+    pub fn start_app(valkey: &Valkey) -> Shim {
+        Shim::start_app_with(valkey, &valkey.url(), &[])
+    }
+
+    /// The product with the component URL `valkey_url` and extra flags.
+    pub fn start_app_with(valkey: &Valkey, valkey_url: &str, extra: &[&str]) -> Shim {
+        let mut args: Vec<String> = vec![
+            "--variable".into(),
+            format!("valkey_url={valkey_url}"),
+            "--variable".into(),
+            format!("valkey_host={}", valkey.host()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Shim::start(&repo_root().join("spin.toml"), &args)
+            .unwrap_or_else(|log| panic!("shim did not start:\n{log}"))
+    }
+
+    /// Any manifest; `Err(log)` when the shim exits instead of serving.
+    pub fn start(manifest: &Path, args: &[String]) -> Result<Shim, String> {
+        let port = free_port();
+        let dir = TempDir::new("shim");
+        let mut cmd = Command::new(bin("runtime-shim"));
+        cmd.arg("up")
+            .arg("-f")
+            .arg(manifest)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .env("RUNTIME_SHIM_CACHE_DIR", shim_cache_dir());
+        let mut proc = Proc::spawn(&mut cmd, dir.path().join("shim.log"));
+        let ready = eventually(Duration::from_secs(120), || {
+            if proc.has_exited().is_some() {
+                return Some(false);
+            }
+            proc.log().contains(" ready on http://").then_some(true)
+        });
+        match ready {
+            Some(true) => Ok(Shim {
+                port,
+                proc,
+                _dir: dir,
+            }),
+            _ => {
+                proc.kill();
+                Err(proc.log())
+            }
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn get(&self, target: &str) -> http::Response {
+        http::get(self.addr(), target)
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+
+    /// SIGTERM, then the exit status (None if it did not exit in time).
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.proc.signal_and_wait("TERM", limit)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+}
+
+/// The product's default currencies.
+pub const DEFAULT_CURRENCIES: [&str; 9] = ["AUD", "CAD", "CHF", "EUR", "GBP", "NZD", "JPY", "SGD", "USD"];
+
+/// The snapshot stored in Valkey, decoded strictly.
+pub fn stored_snapshot(valkey: &Valkey) -> Option<shared::Snapshot> {
+    valkey
+        .get("rates")
+        .map(|b| shared::Snapshot::decode(&b).expect("stored snapshot is valid"))
+}

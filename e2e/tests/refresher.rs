@@ -1,0 +1,286 @@
+//! The refresher against a real Valkey and the One-Frame emulator.
+
+use e2e::{DEFAULT_CURRENCIES, OneFrame, Valkey, refresh, stored_snapshot};
+use shared::{Currency, Snapshot, Timestamp};
+use std::time::Duration;
+
+/// Quick retries so failing runs end fast.
+const FAST: [&str; 6] = [
+    "--deadline",
+    "3s",
+    "--retry-initial",
+    "50ms",
+    "--retry-max",
+    "200ms",
+];
+
+fn fast(extra: &[&'static str]) -> Vec<&'static str> {
+    FAST.iter().chain(extra).copied().collect()
+}
+
+#[test]
+fn stores_all_usd_legs_and_publishes_the_seq() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    let mut sub = valkey.conn();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.subscribe("rates_updated").unwrap();
+    pubsub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+
+    let run = refresh(&valkey, &one_frame, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.log);
+
+    let snapshot = stored_snapshot(&valkey).expect("a snapshot is stored");
+    let mut legs: Vec<&str> = snapshot.quotes.iter().map(|q| q.pair.to.code()).collect();
+    legs.sort();
+    let mut expected: Vec<&str> = DEFAULT_CURRENCIES
+        .iter()
+        .copied()
+        .filter(|c| *c != "USD")
+        .collect();
+    expected.sort();
+    assert_eq!(legs, expected);
+    assert!(snapshot.quotes.iter().all(|q| q.pair.from == Currency::USD));
+    let age = Timestamp::now().since(snapshot.fetched_at);
+    assert!(
+        age < Duration::from_secs(30),
+        "fetched_at is now, not {}",
+        snapshot.fetched_at
+    );
+
+    let msg = pubsub.get_message().expect("rates_updated message");
+    assert_eq!(msg.get_payload::<String>().unwrap(), snapshot.seq.to_string());
+    assert_eq!(one_frame.calls(), 1, "one One-Frame call for all pairs");
+}
+
+#[test]
+fn every_upstream_failure_keeps_the_stored_snapshot_and_exits_non_zero() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let good = valkey.get("rates").expect("first snapshot");
+
+    let cases: [(&str, i32); 7] = [
+        (r#"{"mode":"http500"}"#, 1),
+        (r#"{"mode":"malformed"}"#, 1),
+        (r#"{"mode":"truncated"}"#, 1),
+        (r#"{"mode":"missing_pairs"}"#, 1),
+        (r#"{"mode":"error","message":"Internal Error"}"#, 1),
+        (r#"{"mode":"error","message":"Invalid Currency Pair"}"#, 2),
+        (r#"{"mode":"none","clock_offset_s":600}"#, 1), // stamped in the future
+    ];
+    for (fault, code) in cases {
+        one_frame.fault(fault);
+        let run = refresh(&valkey, &one_frame, &fast(&[]));
+        assert_eq!(run.code, Some(code), "fault {fault}: {}", run.log);
+        assert_eq!(
+            valkey.get("rates").as_deref(),
+            Some(&good[..]),
+            "fault {fault} changed the snapshot"
+        );
+    }
+    one_frame.fault(r#"{"mode":"none"}"#);
+
+    let run = refresh(&valkey, &one_frame, &fast(&["--one-frame-token", "wrong-token"]));
+    assert_eq!(run.code, Some(3), "Forbidden is an auth error: {}", run.log);
+    assert!(run.log.contains("Forbidden"), "{}", run.log);
+    assert_eq!(valkey.get("rates").as_deref(), Some(&good[..]));
+}
+
+#[test]
+fn an_old_answer_is_refused_but_kept_snapshot_stays() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let good = valkey.get("rates").unwrap();
+    // Rates stamped 10 minutes ago are accepted by the refresher (the edge
+    // decides what is too old to serve) but must still be complete.
+    one_frame.fault(r#"{"mode":"missing_pairs","clock_offset_s":-600}"#);
+    assert_eq!(refresh(&valkey, &one_frame, &fast(&[])).code, Some(1));
+    assert_eq!(valkey.get("rates").unwrap(), good);
+}
+
+#[test]
+fn quota_guard_stops_calls_at_the_budget() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    for i in 1..=3 {
+        let run = refresh(&valkey, &one_frame, &["--daily-quota", "3"]);
+        assert_eq!(run.code, Some(0), "run {i}: {}", run.log);
+    }
+    assert_eq!(one_frame.calls(), 3);
+    let run = refresh(&valkey, &one_frame, &["--daily-quota", "3"]);
+    assert_eq!(
+        run.code,
+        Some(4),
+        "the 4th run must stop at the guard: {}",
+        run.log
+    );
+    assert_eq!(one_frame.calls(), 3, "the 4th run made no One-Frame call");
+    let day_key = format!("oneframe:calls:{}", Timestamp::now().utc_day());
+    assert_eq!(valkey.get(&day_key).as_deref(), Some(&b"3"[..]));
+    let ttl: i64 = redis::cmd("TTL").arg(&day_key).query(&mut valkey.conn()).unwrap();
+    assert!(
+        ttl > 24 * 3600 && ttl <= 2 * 24 * 3600,
+        "the day's counter expires after two days, ttl={ttl}"
+    );
+}
+
+#[test]
+fn retries_count_against_the_quota_and_stop_at_it() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    // Two failures, then success: three calls, one run.
+    one_frame.fault(r#"{"mode":"http500","times":2}"#);
+    let run = refresh(&valkey, &one_frame, &fast(&[]));
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert_eq!(one_frame.calls(), 3);
+
+    // A budget of 5 leaves 2 calls: a failing run may not go beyond it.
+    one_frame.fault(r#"{"mode":"http500"}"#);
+    let run = refresh(
+        &valkey,
+        &one_frame,
+        &fast(&["--daily-quota", "5", "--schedule-interval", "1h"]),
+    );
+    assert_ne!(run.code, Some(0), "{}", run.log);
+    assert!(
+        one_frame.calls() <= 5,
+        "calls {} exceed the budget",
+        one_frame.calls()
+    );
+}
+
+#[test]
+fn quota_reached_from_one_frame_stops_calls_for_the_day() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&["--daily-quota", "1"]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let run = refresh(&valkey, &one_frame, &fast(&[]));
+    assert_eq!(run.code, Some(4), "{}", run.log);
+    assert!(run.log.contains("Quota reached"), "{}", run.log);
+    one_frame.reset(); // One-Frame would serve again...
+    let run = refresh(&valkey, &one_frame, &fast(&[]));
+    assert_eq!(
+        run.code,
+        Some(4),
+        "...but the guard remembers the day is spent: {}",
+        run.log
+    );
+    assert_eq!(one_frame.calls(), 0, "no call was made after Quota reached");
+}
+
+#[test]
+fn an_older_snapshot_never_overwrites_a_newer_one() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let mut newer = stored_snapshot(&valkey).unwrap();
+    newer.fetched_at = Timestamp::now().plus(Duration::from_secs(3600));
+    newer.seq = 999;
+    valkey.set("rates", &newer.encode());
+
+    let run = refresh(&valkey, &one_frame, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    assert!(run.log.contains("newer"), "{}", run.log);
+    assert_eq!(stored_snapshot(&valkey).unwrap(), newer);
+}
+
+#[test]
+fn a_later_fetch_wins_even_when_valkey_restarted_its_seq() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let mut old = stored_snapshot(&valkey).unwrap();
+    old.seq = 1_000_000;
+    old.fetched_at = old.fetched_at.minus(Duration::from_secs(60));
+    valkey.set("rates", &old.encode());
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let now = stored_snapshot(&valkey).unwrap();
+    assert!(
+        now.seq < old.seq && now.fetched_at > old.fetched_at,
+        "seq {} replaced seq {}",
+        now.seq,
+        old.seq
+    );
+}
+
+#[test]
+fn a_hanging_one_frame_is_cut_off_by_the_deadline() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let good = valkey.get("rates").unwrap();
+    one_frame.fault(r#"{"mode":"hang"}"#);
+    let run = refresh(
+        &valkey,
+        &one_frame,
+        &["--deadline", "2s", "--one-frame-timeout", "10s"],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.log);
+    assert!(run.took < Duration::from_secs(5), "took {:?}", run.took);
+    assert_eq!(valkey.get("rates").unwrap(), good);
+}
+
+#[test]
+fn no_call_is_made_while_valkey_is_down() {
+    let mut valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    valkey.stop();
+    let run = refresh(&valkey, &one_frame, &fast(&["--connect-timeout", "200ms"]));
+    assert_eq!(run.code, Some(1), "{}", run.log);
+    assert_eq!(
+        one_frame.calls(),
+        0,
+        "without the quota guard no call may be made"
+    );
+}
+
+#[test]
+fn bad_configuration_is_reported_with_exit_code_2() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    for (flags, needle) in [
+        (vec!["--currencies", "USD,QQQ"], "QQQ"),
+        (vec!["--daily-quota", "0"], "daily-quota"),
+        (vec!["--deadline", "soon"], "duration"),
+    ] {
+        let run = refresh(&valkey, &one_frame, &flags);
+        assert_eq!(run.code, Some(2), "{flags:?}: {}", run.log);
+        assert!(run.log.contains(needle), "{flags:?}: {}", run.log);
+    }
+    let args: Vec<String> = ["--valkey-url", "not-a-url", "--one-frame-url", &one_frame.url()]
+        .map(String::from)
+        .to_vec();
+    let run = e2e::refresher_once(&args, &[], Duration::from_secs(20));
+    assert_eq!(run.code, Some(2), "{}", run.log);
+    assert_eq!(one_frame.calls(), 0);
+}
+
+#[test]
+fn the_token_and_the_valkey_password_never_reach_the_logs() {
+    let token = "tok-7f3a9c1e5b";
+    let password = "pw-2d8e4b6a0c";
+    let valkey = Valkey::start_with(e2e::ValkeyOptions {
+        password: Some(password.into()),
+        ..Default::default()
+    });
+    let one_frame = OneFrame::start(&["--token", token]);
+    let env = [("ONE_FRAME_TOKEN", token), ("VALKEY_URL", &valkey.url() as &str)];
+    let args = vec!["--one-frame-url".to_string(), one_frame.url()];
+    let ok = e2e::refresher_once(&args, &env, Duration::from_secs(30));
+    assert_eq!(ok.code, Some(0), "{}", ok.log);
+    one_frame.fault(r#"{"mode":"http500"}"#);
+    let failing = e2e::refresher_once(
+        &[args.clone(), FAST.map(String::from).to_vec()].concat(),
+        &env,
+        Duration::from_secs(30),
+    );
+    assert_eq!(failing.code, Some(1));
+    for log in [&ok.log, &failing.log, &one_frame.log()] {
+        assert!(!log.contains(token), "token leaked: {log}");
+        assert!(!log.contains(password), "password leaked: {log}");
+    }
+    let snapshot: Snapshot = Snapshot::decode(&valkey.get("rates").unwrap()).unwrap();
+    assert_eq!(snapshot.quotes.len(), 8);
+}

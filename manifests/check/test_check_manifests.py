@@ -1,0 +1,319 @@
+"""The manifest checker fails, naming the problem, when a manifest is broken.
+
+Run from the repository root:
+
+    python3 -m unittest discover -s manifests/check -p 'test_*.py'
+
+Each test copies manifests/ and spin.toml into a temporary directory, breaks
+one thing there, and runs check_manifests.py against that copy with --root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CHECKER = HERE / "check_manifests.py"
+
+
+class BrokenManifestsFail(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="manifests-check-")
+        self.root = Path(self._tmp.name)
+        shutil.copytree(REPO / "manifests", self.root / "manifests", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(REPO / "spin.toml", self.root / "spin.toml")
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    # -- helpers ---------------------------------------------------------
+
+    def run_checker(self, *extra: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        return subprocess.run(
+            [sys.executable, str(CHECKER), "--root", str(self.root), *extra],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=False,
+        )
+
+    def assert_fails_with(self, *patterns: str) -> None:
+        """The checker exits non-zero and its output matches every pattern."""
+        # kubectl (when present) renders the broken copy too; skipping it keeps
+        # these tests quick and identical with and without kubectl.
+        out = self.run_checker("--no-kubectl")
+        text = out.stdout + out.stderr
+        self.assertNotEqual(out.returncode, 0, f"checker passed a broken tree:\n{text}")
+        self.assertNotIn("all checks passed", text)
+        for pattern in patterns:
+            self.assertRegex(text, pattern)
+
+    def edit(self, relpath: str, kind: str, name: str, change) -> None:
+        """Apply change(doc) to the object kind/name in manifests/relpath."""
+        path = self.root / "manifests" / relpath
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        hits = [d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == name]
+        self.assertEqual(len(hits), 1, f"{kind} {name} not found once in {relpath}")
+        change(hits[0])
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+    def spinapp(self, change) -> None:
+        self.edit("base/forex-edge.yaml", "SpinApp", "forex-edge", lambda d: change(d["spec"]))
+
+    def cronjob(self, change) -> None:
+        self.edit("base/refresher.yaml", "CronJob", "refresher", lambda d: change(d["spec"]))
+
+    def refresher_container(self, change) -> None:
+        self.cronjob(lambda spec: change(spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]))
+
+    def set_variable(self, spec, name, **fields) -> None:
+        spec["variables"] = [v for v in spec["variables"] if v["name"] != name] + [{"name": name, **fields}]
+
+    # -- the untouched tree ----------------------------------------------
+
+    def test_untouched_tree_passes(self):
+        out = self.run_checker()  # with kubectl kustomize when it is on PATH
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertRegex(out.stdout, r"(?m)^manifests: \d+ objects, all checks passed$")
+
+    # -- schema ----------------------------------------------------------
+
+    def test_misspelled_spinapp_field(self):
+        def misspell(spec):
+            spec["replica"] = spec.pop("replicas")
+
+        self.spinapp(misspell)
+        self.assert_fails_with(r"FAIL crd-schema", r"'replica' was unexpected")
+
+    def test_misspelled_field_deep_in_a_spinapp(self):
+        self.spinapp(lambda spec: spec["checks"]["readiness"].update(httpget=spec["checks"]["readiness"].pop("httpGet")))
+        self.assert_fails_with(r"FAIL crd-schema", r"checks\.readiness", r"'httpget' was unexpected")
+
+    def test_misspelled_field_in_a_deployment(self):
+        self.edit("base/valkey.yaml", "Deployment", "valkey", lambda d: d["spec"].update(replica=1))
+        self.assert_fails_with(r"FAIL schema", r"Deployment forex/valkey", r"'replica' was unexpected")
+
+    def test_cronjob_without_schedule(self):
+        self.cronjob(lambda spec: spec.pop("schedule"))
+        self.assert_fails_with(r"FAIL schema", r"'schedule' is a required property", r"FAIL freshness")
+
+    def test_unknown_kind(self):
+        self.edit("base/ingress.yaml", "Ingress", "forex-edge", lambda d: d.update(kind="Ingres"))
+        self.assert_fails_with(r"FAIL schema", r"unknown kind Ingres")
+
+    # -- rule 1: freshness -------------------------------------------------
+
+    def test_every_five_minutes_is_too_slow(self):
+        self.cronjob(lambda spec: spec.update(schedule="*/5 * * * *"))
+        self.assert_fails_with(r"FAIL freshness", r"'\*/5 \* \* \* \*' leaves 300 s between runs")
+
+    def test_twice_an_hour_is_too_slow(self):
+        self.cronjob(lambda spec: spec.update(schedule="0,30 * * * *"))
+        self.assert_fails_with(r"FAIL freshness", r"leaves 1800 s between runs")
+
+    def test_a_run_longer_than_the_interval(self):
+        self.cronjob(lambda spec: spec["jobTemplate"]["spec"].update(activeDeadlineSeconds=300))
+        self.assert_fails_with(r"FAIL freshness", r"activeDeadlineSeconds 300 is not below the 240 s")
+
+    # -- rule 2: executor --------------------------------------------------
+
+    def test_executor_in_another_namespace(self):
+        path = self.root / "manifests" / "base" / "spinappexecutor.yaml"
+        doc = yaml.safe_load(path.read_text())
+        doc["metadata"]["namespace"] = "spin-system"
+        path.write_text(yaml.safe_dump(doc))
+        # kustomize's namespace: forex would move it back; take it out of the base's namespace.
+        kpath = self.root / "manifests" / "base" / "kustomization.yaml"
+        k = yaml.safe_load(kpath.read_text())
+        del k["namespace"]
+        for relpath in k["resources"]:
+            if relpath == "spinappexecutor.yaml":
+                continue
+            p = self.root / "manifests" / "base" / relpath
+            docs = [d for d in yaml.safe_load_all(p.read_text()) if d]
+            for d in docs:
+                if d["kind"] not in ("Namespace", "RuntimeClass"):
+                    d["metadata"]["namespace"] = "forex"
+            p.write_text(yaml.safe_dump_all(docs))
+        kpath.write_text(yaml.safe_dump(k))
+        self.assert_fails_with(
+            r"FAIL executor", r"SpinAppExecutor 'containerd-shim-spin' does not exist in namespace forex", r"spin-system"
+        )
+
+    def test_unknown_executor(self):
+        self.spinapp(lambda spec: spec.update(executor="containerd-shim-spn"))
+        self.assert_fails_with(r"FAIL executor", r"'containerd-shim-spn' does not exist")
+
+    # -- rule 3: replicas --------------------------------------------------
+
+    def test_zero_replicas_without_autoscaling(self):
+        self.spinapp(lambda spec: spec.update(replicas=0))
+        self.assert_fails_with(r"FAIL replicas", r"replicas is 0")
+
+    def test_zero_replicas_with_autoscaling_is_fine(self):
+        self.spinapp(lambda spec: spec.update(replicas=0, enableAutoscaling=True))
+        out = self.run_checker("--no-kubectl")
+        self.assertEqual(out.returncode, 0, out.stdout)
+
+    # -- rule 4: variables -------------------------------------------------
+
+    def test_variable_spin_toml_does_not_declare(self):
+        self.spinapp(lambda spec: self.set_variable(spec, "valkey_port", value="6379"))
+        self.assert_fails_with(r"FAIL variables", r"'valkey_port' is not declared in spin.toml")
+
+    def test_missing_required_variable(self):
+        self.spinapp(lambda spec: spec.update(variables=[v for v in spec["variables"] if v["name"] != "valkey_url"]))
+        self.assert_fails_with(r"FAIL variables", r"'valkey_url' is required")
+
+    def test_newly_required_variable_in_spin_toml(self):
+        spin = self.root / "spin.toml"
+        spin.write_text(spin.read_text().replace("[variables]\n", '[variables]\nregion = { required = true }\n', 1))
+        self.assert_fails_with(r"FAIL variables", r"'region' is required")
+
+    # -- rule 5: outbound --------------------------------------------------
+
+    def test_extra_allowed_outbound_host(self):
+        spin = self.root / "spin.toml"
+        text = spin.read_text()
+        broken = text.replace(
+            'allowed_outbound_hosts = ["redis://{{ valkey_host }}"]',
+            'allowed_outbound_hosts = ["redis://{{ valkey_host }}", "https://example.com"]',
+            1,
+        )
+        self.assertNotEqual(text, broken)
+        spin.write_text(broken)
+        self.assert_fails_with(r"FAIL outbound", r"'https://example.com'")
+
+    def test_valkey_host_pointing_elsewhere(self):
+        self.spinapp(lambda spec: self.set_variable(spec, "valkey_host", value="redis.example.com:6379"))
+        self.assert_fails_with(r"FAIL outbound", r"'redis.example.com:6379' is not the Valkey Service")
+
+    # -- rule 6: secrets ---------------------------------------------------
+
+    def test_plaintext_token_env_value(self):
+        def plaintext(container):
+            container["env"] = [e for e in container["env"] if e["name"] != "ONE_FRAME_TOKEN"]
+            container["env"].append({"name": "ONE_FRAME_TOKEN", "value": "10dc303535874aeccc86a8251e6992f5"})
+
+        self.refresher_container(plaintext)
+        self.assert_fails_with(r"FAIL secrets", r"env ONE_FRAME_TOKEN has a plaintext value")
+
+    def test_url_with_password_in_env(self):
+        def plaintext(container):
+            container["env"] = [e for e in container["env"] if e["name"] != "VALKEY_URL"]
+            container["env"].append({"name": "VALKEY_URL", "value": "redis://:hunter2@valkey:6379"})
+
+        self.refresher_container(plaintext)
+        self.assert_fails_with(r"FAIL secrets", r"env VALKEY_URL is a URL with credentials")
+
+    def test_inline_valkey_url_variable(self):
+        self.spinapp(lambda spec: self.set_variable(spec, "valkey_url", value="redis://edge:pw@valkey.forex.svc.cluster.local:6379"))
+        self.assert_fails_with(r"FAIL secrets", r"variable 'valkey_url' has an inline value that looks secret")
+
+    def test_secret_with_data_in_the_base(self):
+        shutil.copy(self.root / "manifests" / "secrets.example.yaml", self.root / "manifests" / "base" / "secrets.yaml")
+        kpath = self.root / "manifests" / "base" / "kustomization.yaml"
+        k = yaml.safe_load(kpath.read_text())
+        k["resources"].append("secrets.yaml")
+        kpath.write_text(yaml.safe_dump(k))
+        self.assert_fails_with(r"FAIL secrets", r"Secret forex/valkey .*real values never go in git")
+
+    def test_unmarked_example_secret(self):
+        self.edit("secrets.example.yaml", "Secret", "valkey", lambda d: d["metadata"].pop("labels"))
+        self.assert_fails_with(r"FAIL secrets", r"must carry the label and annotation")
+
+    # -- rule 7: hardening -------------------------------------------------
+
+    def test_container_without_resources(self):
+        self.refresher_container(lambda c: c.pop("resources"))
+        self.assert_fails_with(r"FAIL hardening", r"container 'refresher': resources.requests lacks cpu, memory")
+
+    def test_init_container_without_limits(self):
+        def drop_limits(d):
+            d["spec"]["template"]["spec"]["initContainers"][0]["resources"].pop("limits")
+
+        self.edit("base/valkey.yaml", "Deployment", "valkey", drop_limits)
+        self.assert_fails_with(r"FAIL hardening", r"initContainer 'render-config': resources.limits lacks cpu, memory")
+
+    def test_container_running_as_root(self):
+        self.refresher_container(lambda c: c["securityContext"].update(runAsUser=0))
+        self.assert_fails_with(r"FAIL hardening", r"container 'refresher': runs as root")
+
+    def test_container_that_may_run_as_root(self):
+        def no_user(d):
+            pod = d["spec"]["template"]["spec"]
+            pod["securityContext"].pop("runAsNonRoot")
+            pod["securityContext"].pop("runAsUser")
+
+        self.edit("overlays/demo/one-frame.yaml", "Deployment", "one-frame", no_user)
+        self.assert_fails_with(r"FAIL hardening", r"container 'one-frame': may run as root")
+
+    def test_privilege_escalation(self):
+        self.refresher_container(lambda c: c["securityContext"].pop("allowPrivilegeEscalation"))
+        self.assert_fails_with(r"FAIL hardening", r"allowPrivilegeEscalation must be false")
+
+    def test_spinapp_without_resources(self):
+        self.spinapp(lambda spec: spec.pop("resources"))
+        self.assert_fails_with(r"FAIL hardening", r"SpinApp forex/forex-edge .*spec.resources.requests.cpu is missing")
+
+    # -- references --------------------------------------------------------
+
+    def test_misspelled_secret_key(self):
+        def misspell(container):
+            for e in container["env"]:
+                if e["name"] == "VALKEY_URL":
+                    e["valueFrom"]["secretKeyRef"]["key"] = "refresher_url"
+
+        self.refresher_container(misspell)
+        self.assert_fails_with(r"FAIL references", r"key 'refresher_url' of Secret 'valkey'")
+
+
+class ScheduleParsing(unittest.TestCase):
+    """The minute-field reader behind the freshness rule."""
+
+    def setUp(self):
+        sys.dont_write_bytecode = True  # no __pycache__ left in manifests/check
+        if str(HERE) not in sys.path:
+            sys.path.insert(0, str(HERE))
+        import check_manifests
+
+        self.cm = check_manifests
+
+    def gap(self, schedule: str) -> int:
+        return max(self.cm.gaps_seconds(self.cm.parse_schedule(schedule)))
+
+    def test_gaps(self):
+        self.assertEqual(self.gap("*/4 * * * *"), 240)  # 56 -> 0 is 4 minutes too
+        self.assertEqual(self.gap("*/5 * * * *"), 300)
+        self.assertEqual(self.gap("*/7 * * * *"), 420)  # 56 -> 0 is only 4, but 49 -> 56 is 7
+        self.assertEqual(self.gap("0,30 * * * *"), 1800)
+        self.assertEqual(self.gap("1-59/2 * * * *"), 120)
+        self.assertEqual(self.gap("0-10,20-59 * * * *"), 600)
+        self.assertEqual(self.gap("7 * * * *"), 3600)
+        self.assertEqual(self.gap("@hourly"), 3600)
+
+    def test_refuses_what_it_cannot_reason_about(self):
+        for schedule in ("*/4 9-17 * * *", "*/4 * * * 1-5", "@daily", "*/0 * * * *", "61 * * * *", "* * * *", "x * * * *"):
+            with self.assertRaises(ValueError, msg=schedule):
+                self.cm.parse_schedule(schedule)
+
+    def test_secret_looking_names(self):
+        for name in ("ONE_FRAME_TOKEN", "password", "edge-password", "API_KEY", "AWS_SECRET_ACCESS_KEY", "KEY"):
+            self.assertTrue(self.cm.looks_secret(name), name)
+        for name in ("RATES_KEY", "rates_key", "ONE_FRAME_URL", "CURRENCIES", "max_rate_age", "KEYSPACE"):
+            self.assertFalse(self.cm.looks_secret(name), name)
+
+
+if __name__ == "__main__":
+    unittest.main()
