@@ -1,0 +1,462 @@
+//! runtime-shim with the probe fixture components and a real Valkey.
+
+use e2e::http::{self, Response};
+use e2e::{Shim, TempDir, Valkey, eventually, repo_root};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn wasm(name: &str) -> String {
+    let p: PathBuf = repo_root()
+        .join("target/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    assert!(p.is_file(), "{} is missing: run `make build` first", p.display());
+    p.display().to_string()
+}
+
+/// A manifest in a scratch directory; `{http}` and `{redis}` stand for the
+/// probe components' Wasm files.
+fn manifest(dir: &TempDir, text: &str) -> PathBuf {
+    let path = dir.path().join("spin.toml");
+    let text = text
+        .replace("{http}", &wasm("probe_http"))
+        .replace("{redis}", &wasm("probe_redis"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(k, v)| ["--variable".to_string(), format!("{k}={v}")])
+        .collect()
+}
+
+/// The probe app: HTTP on `/...`, the Redis probe on `events`, both sharing
+/// the key-value store and allowed to reach `allowed`.
+fn probe_app(allowed: &str) -> String {
+    format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "probe"
+[application.trigger.redis]
+address = "{{{{ redis_url }}}}"
+[variables]
+redis_url = {{ required = true }}
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[[trigger.redis]]
+channel = "events"
+component = "listener"
+[component.probe]
+source = "{{http}}"
+allowed_outbound_hosts = ["{allowed}"]
+key_value_stores = ["default"]
+[component.probe.variables]
+redis_url = "{{{{ redis_url }}}}"
+[component.listener]
+source = "{{redis}}"
+key_value_stores = ["default"]
+"#
+    )
+}
+
+fn start_probe(valkey: &Valkey, dir: &TempDir) -> Shim {
+    let m = manifest(dir, &probe_app(&format!("redis://{}", valkey.host())));
+    Shim::start(&m, &vars(&[("redis_url", &valkey.url())])).unwrap_or_else(|l| panic!("{l}"))
+}
+
+fn body_of(r: &Response) -> String {
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+#[test]
+fn routes_exact_and_prefix_paths_and_404s_the_rest() {
+    let dir = TempDir::new("routes");
+    let m = manifest(
+        &dir,
+        r#"
+spin_manifest_version = 2
+[application]
+name = "routes"
+[[trigger.http]]
+route = "/exact"
+component = "a"
+[[trigger.http]]
+route = "/api/..."
+component = "a"
+[component.a]
+source = "{http}"
+"#,
+    );
+    let shim = Shim::start(&m, &[]).unwrap_or_else(|l| panic!("{l}"));
+    assert_eq!(body_of(&shim.get("/exact")), "GET /exact path-info=");
+    assert_eq!(body_of(&shim.get("/api")), "GET /api path-info=");
+    assert_eq!(
+        body_of(&shim.get("/api/v1/x?y=1")),
+        "GET /api/v1/x path-info=/v1/x"
+    );
+    for miss in ["/exact/more", "/apix", "/", "/other"] {
+        let r = shim.get(miss);
+        assert_eq!(r.status, 404, "{miss}");
+        assert_eq!(r.error_code(), "not_found");
+    }
+    assert!(
+        shim.log().contains("GET /api/v1/x 200"),
+        "access log line:\n{}",
+        shim.log()
+    );
+}
+
+#[test]
+fn outbound_redis_get_set_incr_publish() {
+    let valkey = Valkey::start();
+    let dir = TempDir::new("outbound");
+    let shim = start_probe(&valkey, &dir);
+    assert_eq!(body_of(&shim.get("/redis/set?key=k1&value=v1")), "()");
+    assert_eq!(valkey.get("k1").as_deref(), Some(&b"v1"[..]));
+    valkey.set("k2", b"from-valkey");
+    assert_eq!(body_of(&shim.get("/redis/get?key=k2")), "Some(\"from-valkey\")");
+    assert_eq!(body_of(&shim.get("/redis/get?key=absent")), "None");
+    assert_eq!(body_of(&shim.get("/redis/incr?key=n")), "1");
+    assert_eq!(body_of(&shim.get("/redis/incr?key=n")), "2");
+    let r = shim.get("/redis/incr?key=k1");
+    assert_eq!(r.status, 500);
+
+    let mut conn = valkey.conn();
+    let mut sub = conn.as_pubsub();
+    sub.subscribe("news").unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(body_of(&shim.get("/redis/publish?channel=news&message=hi")), "()");
+    assert_eq!(sub.get_message().unwrap().get_payload::<String>().unwrap(), "hi");
+}
+
+fn connections_received(valkey: &Valkey) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut valkey.conn()).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("total_connections_received")
+}
+
+#[test]
+fn a_component_cannot_reach_an_address_it_is_not_allowed() {
+    let valkey = Valkey::start();
+    let dir = TempDir::new("denied");
+    // Allowed: another port only.
+    let m = manifest(&dir, &probe_app("redis://127.0.0.1:1"));
+    let shim = Shim::start(&m, &vars(&[("redis_url", &valkey.url())])).unwrap_or_else(|l| panic!("{l}"));
+    // The trigger subscribed (one connection); count from here.
+    eventually(Duration::from_secs(10), || {
+        shim.log().contains("subscribed").then_some(())
+    })
+    .expect("subscribed");
+    let before = connections_received(&valkey);
+    let r = shim.get(&format!("/redis/open?address={}", valkey.url()));
+    assert_eq!(r.status, 500);
+    assert_eq!(r.text(), "Error::InvalidAddress");
+    let r = shim.get("/redis/set?key=x&value=y");
+    assert!(r.text().contains("InvalidAddress"), "{}", r.text());
+    // Our own INFO call is the only new connection: the shim never connected.
+    assert_eq!(connections_received(&valkey), before + 1);
+    assert_eq!(valkey.get("x"), None);
+    assert!(
+        shim.log().contains("not in allowed_outbound_hosts"),
+        "{}",
+        shim.log()
+    );
+}
+
+#[test]
+fn key_value_store_is_shared_by_components_that_list_it_only() {
+    let valkey = Valkey::start();
+    let dir = TempDir::new("kv");
+    let mut text = probe_app(&format!("redis://{}", valkey.host()));
+    text.push_str(
+        r#"
+[[trigger.http]]
+route = "/nokv/..."
+component = "nokv"
+[component.nokv]
+source = "{http}"
+"#,
+    );
+    let m = manifest(&dir, &text);
+    let shim = Shim::start(&m, &vars(&[("redis_url", &valkey.url())])).unwrap_or_else(|l| panic!("{l}"));
+    assert_eq!(body_of(&shim.get("/kv/set?key=a&value=1")), "()");
+    assert_eq!(body_of(&shim.get("/kv/get?key=a")), "Some(\"1\")");
+    let denied = shim.get("/nokv/kv/get?key=a");
+    assert_eq!(denied.status, 500);
+    assert_eq!(denied.text(), "Error::AccessDenied");
+    assert_eq!(shim.get("/kv/open?label=other").text(), "Error::NoSuchStore");
+
+    // The Redis-trigger component writes, the HTTP component reads.
+    eventually(Duration::from_secs(10), || {
+        shim.log().contains("subscribed").then_some(())
+    })
+    .expect("subscribed");
+    assert_eq!(valkey.publish("events", "hello"), 1);
+    let last = eventually(Duration::from_secs(5), || {
+        let r = shim.get("/kv/get?key=probe:last");
+        (r.text() == "Some(\"hello\")").then_some(())
+    });
+    assert!(last.is_some(), "message not delivered:\n{}", shim.log());
+
+    // A failing or trapping handler is logged; the next message is delivered.
+    valkey.publish("events", "fail");
+    valkey.publish("events", "trap");
+    valkey.publish("events", "after");
+    let after = eventually(Duration::from_secs(5), || {
+        (shim.get("/kv/get?key=probe:last").text() == "Some(\"after\")").then_some(())
+    });
+    assert!(after.is_some(), "{}", shim.log());
+    assert_eq!(shim.get("/kv/get?key=probe:count").text(), "Some(\"2\")");
+    assert!(
+        shim.log().contains("failed to handle a message"),
+        "{}",
+        shim.log()
+    );
+    assert!(shim.log().contains("trapped on a message"), "{}", shim.log());
+}
+
+#[test]
+fn variables_come_from_defaults_flags_and_environment() {
+    let dir = TempDir::new("vars");
+    let m = manifest(
+        &dir,
+        r#"
+spin_manifest_version = 2
+[application]
+name = "vars"
+[variables]
+from_default = { default = "d" }
+from_flag = { required = true }
+from_env = { required = true, secret = true }
+overridden = { default = "no" }
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{http}"
+[component.probe.variables]
+all = "{{ from_default }}-{{ from_flag }}-{{ from_env }}-{{overridden}}"
+"#,
+    );
+    let port = e2e::free_port();
+    let mut cmd = std::process::Command::new(e2e::bin("runtime-shim"));
+    cmd.args(["up", "-f"])
+        .arg(&m)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"));
+    cmd.args(vars(&[("from_flag", "f"), ("overridden", "yes")]));
+    cmd.env("SPIN_VARIABLE_FROM_ENV", "e")
+        .env("SPIN_VARIABLE_OVERRIDDEN", "env-loses");
+    cmd.env("RUNTIME_SHIM_CACHE_DIR", e2e::shim_cache_dir());
+    let proc = e2e::Proc::spawn(&mut cmd, dir.path().join("shim.log"));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let r = eventually(Duration::from_secs(60), || {
+        http::request(addr, "GET", "/var?name=all", &[], b"").ok()
+    })
+    .unwrap_or_else(|| panic!("{}", proc.log()));
+    assert_eq!(r.text(), "\"d-f-e-yes\"");
+    assert_eq!(
+        http::get(addr, "/var?name=nope").text(),
+        "Error::Undefined(\"nope\")"
+    );
+    assert_eq!(
+        http::get(addr, "/var?name=Bad-Name").text(),
+        "Error::InvalidName(\"Bad-Name\")"
+    );
+}
+
+#[test]
+fn manifest_mistakes_fail_at_start_up_naming_the_problem() {
+    let dir = TempDir::new("bad");
+    let good = r#"
+spin_manifest_version = 2
+[application]
+name = "bad"
+[variables]
+needed = { required = true }
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{http}"
+key_value_stores = ["default"]
+"#;
+    let cases: Vec<(String, &str)> = vec![
+        (good.replace("route = \"/...\"", "rout = \"/...\""), "rout"),
+        (
+            good.replace("key_value_stores", "key_value_store"),
+            "key_value_store",
+        ),
+        (
+            good.replace("component = \"probe\"", "component = \"ghost\""),
+            "ghost",
+        ),
+        (
+            good.replace("{http}", "/nonexistent/missing.wasm"),
+            "missing.wasm",
+        ),
+        (good.replace("[\"default\"]", "[\"shared\"]"), "shared"),
+        (
+            good.replace("spin_manifest_version = 2", "spin_manifest_version = 1"),
+            "spin_manifest_version",
+        ),
+        (
+            good.replace("route = \"/...\"", "route = \"/users/:id\""),
+            "/users/:id",
+        ),
+        (
+            format!("{good}\n[[trigger.cron]]\ncomponent = \"probe\"\n"),
+            "cron",
+        ),
+        (
+            format!("{good}\n[component.probe.variables]\nx = \"{{{{ undeclared }}}}\"\n"),
+            "undeclared",
+        ),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let sub = dir.path().join(i.to_string());
+        std::fs::create_dir_all(&sub).unwrap();
+        let path = sub.join("spin.toml");
+        std::fs::write(&path, text.replace("{http}", &wasm("probe_http"))).unwrap();
+        let err = Shim::start(&path, &vars(&[("needed", "1")]))
+            .err()
+            .unwrap_or_else(|| panic!("case {needle} started"));
+        assert!(
+            err.contains(needle),
+            "case {needle}: the error does not name it:\n{err}"
+        );
+    }
+    // A required variable that nobody sets.
+    let path = manifest(&dir, good);
+    let err = Shim::start(&path, &[]).err().expect("missing variable must fail");
+    assert!(
+        err.contains("needed") && err.contains("SPIN_VARIABLE_NEEDED"),
+        "{err}"
+    );
+    // A --variable that is not declared.
+    let err = Shim::start(&path, &vars(&[("needed", "1"), ("typo", "2")]))
+        .err()
+        .expect("unknown variable must fail");
+    assert!(err.contains("typo"), "{err}");
+}
+
+#[test]
+fn a_trapping_or_runaway_guest_gets_json_500_or_504_and_the_next_request_is_fine() {
+    let dir = TempDir::new("trap");
+    let m = manifest(
+        &dir,
+        r#"
+spin_manifest_version = 2
+[application]
+name = "trap"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{http}"
+"#,
+    );
+    let shim =
+        Shim::start(&m, &["--request-timeout-ms".into(), "500".into()]).unwrap_or_else(|l| panic!("{l}"));
+    let trap = shim.get("/trap");
+    assert_eq!(trap.status, 500);
+    assert_eq!(trap.error_code(), "internal_error");
+    assert_eq!(body_of(&shim.get("/ok")), "GET /ok path-info=/ok");
+
+    let started = std::time::Instant::now();
+    let slow = shim.get("/loop");
+    assert_eq!(slow.status, 504);
+    assert_eq!(slow.error_code(), "timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(body_of(&shim.get("/ok")), "GET /ok path-info=/ok");
+
+    let greedy = shim.get("/grow");
+    assert_eq!(
+        greedy.status,
+        500,
+        "an instance may not grow past its memory limit: {}",
+        greedy.text()
+    );
+    assert_eq!(body_of(&shim.get("/ok")), "GET /ok path-info=/ok");
+}
+
+#[test]
+fn unsupported_spin_interfaces_load_and_return_their_error() {
+    let dir = TempDir::new("unsupported");
+    let m = manifest(
+        &dir,
+        r#"
+spin_manifest_version = 2
+[application]
+name = "unsupported"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{http}"
+"#,
+    );
+    let shim = Shim::start(&m, &[]).unwrap_or_else(|l| panic!("{l}"));
+    let r = shim.get("/sqlite");
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("not supported by runtime-shim"), "{}", r.text());
+    assert!(
+        shim.log().contains("imports unsupported interfaces"),
+        "{}",
+        shim.log()
+    );
+}
+
+#[test]
+fn resubscribes_after_valkey_restarts_and_serves_http_throughout() {
+    let mut valkey = Valkey::start();
+    let dir = TempDir::new("reconnect");
+    let shim = start_probe(&valkey, &dir);
+    eventually(Duration::from_secs(10), || {
+        shim.log().contains("subscribed").then_some(())
+    })
+    .expect("subscribed");
+    valkey.restart();
+    // HTTP keeps answering while the trigger reconnects.
+    for _ in 0..10 {
+        assert_eq!(shim.get("/kv/get?key=probe:last").status, 200);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let resubscribed = eventually(Duration::from_secs(15), || {
+        (shim.log().matches("subscribed to").count() >= 2).then_some(())
+    });
+    assert!(resubscribed.is_some(), "{}", shim.log());
+    assert_eq!(valkey.publish("events", "after-restart"), 1);
+    let seen = eventually(Duration::from_secs(5), || {
+        (shim.get("/kv/get?key=probe:last").text() == "Some(\"after-restart\")").then_some(())
+    });
+    assert!(seen.is_some(), "{}", shim.log());
+    // Outbound Redis reconnects too.
+    let set = eventually(Duration::from_secs(5), || {
+        (shim.get("/redis/set?key=r&value=1").status == 200).then_some(())
+    });
+    assert!(set.is_some(), "{}", shim.log());
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let valkey = Valkey::start();
+    let dir = TempDir::new("term");
+    let mut shim = start_probe(&valkey, &dir);
+    assert_eq!(shim.get("/x").status, 200);
+    let status = shim
+        .terminate(Duration::from_secs(15))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", shim.log());
+    assert!(shim.log().contains("shutting down"), "{}", shim.log());
+}
