@@ -1,0 +1,318 @@
+//! The product end to end: Valkey, the One-Frame emulator, the refresher and
+//! runtime-shim serving the real `spin.toml` and Wasm components.
+
+use e2e::http;
+use e2e::{OneFrame, Shim, Valkey, eventually, refresh, stored_snapshot};
+use shared::{Currency, Pair, Quote, Snapshot, Timestamp};
+use std::time::{Duration, Instant};
+
+fn pair(s: &str) -> Pair {
+    Pair::parse(s).unwrap()
+}
+
+/// Checks a rate object against the snapshot's own derivation.
+fn assert_rate(v: &serde_json::Value, snapshot: &Snapshot, p: &str) {
+    let expected = snapshot.rate(pair(p)).unwrap();
+    assert_eq!(v["from"], &p[..3], "{v}");
+    assert_eq!(v["to"], &p[3..], "{v}");
+    assert_eq!(v["price"].as_f64(), Some(expected.price), "{p}: {v}");
+    assert_eq!(v["timestamp"], expected.timestamp.to_rfc3339(), "{p}: {v}");
+}
+
+fn seq_served(shim: &Shim) -> Option<u64> {
+    let r = shim.get("/readyz");
+    (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
+}
+
+/// A snapshot whose quotes are all `age` old.
+fn aged_snapshot(seq: u64, age: Duration) -> Snapshot {
+    let now = Timestamp::now();
+    let stamp = now.minus(age);
+    let quotes = ["JPY", "EUR", "GBP"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Quote {
+            pair: Pair::new(Currency::USD, Currency::parse(c).unwrap()),
+            bid: 0.5,
+            ask: 0.6,
+            price: 0.55 + i as f64 / 10.0,
+            time_stamp: stamp,
+        })
+        .collect();
+    Snapshot::new(seq, now, quotes).unwrap()
+}
+
+#[test]
+fn serves_direct_inverse_cross_and_same_currency_rates() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let snapshot = stored_snapshot(&valkey).unwrap();
+    let shim = Shim::start_app(&valkey);
+
+    for p in ["USDJPY", "JPYUSD", "EURJPY", "GBPCHF", "USDUSD", "JPYJPY"] {
+        let r = shim.get(&format!("/rates?from={}&to={}", &p[..3], &p[3..]));
+        assert_eq!(r.status, 200, "{p}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_rate(&r.json(), &snapshot, p);
+    }
+    // Case-insensitive in, upper-case out.
+    assert_rate(&shim.get("/rates?from=eur&to=Jpy").json(), &snapshot, "EURJPY");
+    // The cross is USD→JPY / USD→EUR of the stored snapshot.
+    let jpy = snapshot.usd_leg(Currency::parse("JPY").unwrap()).unwrap().price;
+    let eur = snapshot.usd_leg(Currency::parse("EUR").unwrap()).unwrap().price;
+    assert_eq!(
+        shim.get("/rates?from=EUR&to=JPY").json()["price"].as_f64(),
+        Some(jpy / eur)
+    );
+}
+
+#[test]
+fn batch_head_methods_routes_and_every_client_error() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let snapshot = stored_snapshot(&valkey).unwrap();
+    let shim = Shim::start_app(&valkey);
+
+    let batch = shim.get("/rates?pair=USDJPY&pair=EURGBP&pair=CADCAD");
+    assert_eq!(batch.status, 200, "{}", batch.text());
+    let items = batch.json();
+    let items = items.as_array().expect("a JSON array");
+    assert_eq!(items.len(), 3);
+    for (v, p) in items.iter().zip(["USDJPY", "EURGBP", "CADCAD"]) {
+        assert_rate(v, &snapshot, p);
+    }
+    assert_eq!(
+        shim.get("/rates?pair=USDJPY&pair=EURQQQ").error_code(),
+        "unknown_currency"
+    );
+
+    let get = shim.get("/rates?from=USD&to=JPY");
+    let head = http::request(shim.addr(), "HEAD", "/rates?from=USD&to=JPY", &[], b"").unwrap();
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-type"), get.header("content-type"));
+    assert!(
+        head.header("cache-control")
+            .is_some_and(|c| c.starts_with("max-age="))
+    );
+    let head_404 = http::request(shim.addr(), "HEAD", "/nowhere", &[], b"").unwrap();
+    assert_eq!(head_404.status, 404);
+
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        for path in ["/rates?from=USD&to=JPY", "/healthz"] {
+            let r = http::request(shim.addr(), method, path, &[], b"").unwrap();
+            assert_eq!(r.status, 405, "{method} {path}");
+            assert_eq!(r.header("allow"), Some("GET, HEAD"));
+            assert_eq!(r.error_code(), "method_not_allowed");
+        }
+    }
+
+    let r = shim.get("/rate?from=USD&to=JPY");
+    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
+    assert_eq!(shim.get("/healthz").status, 200);
+
+    for q in [
+        "",
+        "?from=USD",
+        "?to=JPY",
+        "?from=&to=JPY",
+        "?from=USD&from=EUR&to=JPY",
+        "?from=USD&to=JPY&pair=USDJPY",
+        "?pair=USDJP",
+        "?pair=",
+        "?from=USD&to=JPY&foo=bar",
+        "?from=U%ZZ&to=JPY",
+    ] {
+        let r = shim.get(&format!("/rates{q}"));
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+        assert_eq!(r.error_code(), "invalid_request", "{q}");
+        assert!(!r.json()["error"]["message"].as_str().unwrap().is_empty());
+    }
+    for q in [
+        "?from=USD&to=QQQ",
+        "?from=XYZ&to=JPY",
+        "?from=US&to=JPY",
+        "?pair=QQQJPY",
+    ] {
+        let r = shim.get(&format!("/rates{q}"));
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (400, "unknown_currency"),
+            "{q}"
+        );
+    }
+    // Valid codes the snapshot has no data for.
+    let r = shim.get("/rates?from=USD&to=XAU");
+    assert_eq!((r.status, r.error_code().as_str()), (404, "pair_not_found"));
+}
+
+#[test]
+fn unavailable_before_the_first_refresh_then_new_snapshots_propagate() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    let shim = Shim::start_app(&valkey);
+    let r = shim.get("/rates?from=USD&to=JPY");
+    assert_eq!((r.status, r.error_code().as_str()), (503, "rates_unavailable"));
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(shim.get("/readyz").status, 503);
+    // Client mistakes stay 400 even with no data.
+    assert_eq!(shim.get("/rates?from=USD").status, 400);
+
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let first = stored_snapshot(&valkey).unwrap().seq;
+    eventually(Duration::from_secs(5), || {
+        (seq_served(&shim) == Some(first)).then_some(())
+    })
+    .expect("first seq served");
+
+    let run = refresh(&valkey, &one_frame, &[]);
+    assert_eq!(run.code, Some(0));
+    let exited = Instant::now();
+    let second = stored_snapshot(&valkey).unwrap();
+    assert!(second.seq > first);
+    eventually(Duration::from_secs(1), || {
+        (seq_served(&shim) == Some(second.seq)).then_some(())
+    })
+    .expect("the new seq is served within a second, without a restart");
+    println!(
+        "propagation: seq {} served {:?} after the refresher exited",
+        second.seq,
+        exited.elapsed()
+    );
+    assert_rate(&shim.get("/rates?from=USD&to=JPY").json(), &second, "USDJPY");
+}
+
+#[test]
+fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let shims: Vec<Shim> = (0..3).map(|_| Shim::start_app(&valkey)).collect();
+    for s in &shims {
+        eventually(Duration::from_secs(5), || seq_served(s)).expect("serving");
+        eventually(Duration::from_secs(10), || {
+            s.log().contains("subscribed").then_some(())
+        })
+        .expect("subscribed");
+    }
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let published = Instant::now();
+    let seq = stored_snapshot(&valkey).unwrap().seq;
+    for (i, s) in shims.iter().enumerate() {
+        eventually(Duration::from_secs(2), || {
+            (seq_served(s) == Some(seq)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("shim {i} did not serve seq {seq}:\n{}", s.log()));
+    }
+    println!(
+        "propagation: all 3 shims served seq {seq} within {:?}",
+        published.elapsed()
+    );
+    for s in &shims {
+        assert!(
+            s.log().contains(&format!("cached snapshot seq {seq}")),
+            "delivered by rates_updated:\n{}",
+            s.log()
+        );
+    }
+
+    // Started after the publish: nothing to receive, it reads Valkey on its first miss.
+    let late = Shim::start_app(&valkey);
+    assert_eq!(seq_served(&late), Some(seq));
+    assert!(late.log().contains("refilled from Valkey"), "{}", late.log());
+}
+
+#[test]
+fn a_snapshot_older_than_five_minutes_is_never_served() {
+    let valkey = Valkey::start();
+    valkey.set("rates", &aged_snapshot(7, Duration::from_secs(301)).encode());
+    let shim = Shim::start_app(&valkey);
+    let r = shim.get("/rates?from=USD&to=JPY");
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (503, "rates_stale"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(shim.get("/readyz").status, 503);
+    assert_eq!(
+        shim.get("/rates?pair=EURGBP&pair=USDJPY").error_code(),
+        "rates_stale"
+    );
+
+    // 100 s old: served, and caches may keep it only for the time left.
+    let fresh = aged_snapshot(8, Duration::from_secs(100));
+    valkey.set("rates", &fresh.encode());
+    valkey.publish("rates_updated", "8");
+    let r = eventually(Duration::from_secs(5), || {
+        Some(shim.get("/rates?from=EUR&to=JPY")).filter(|r| r.status == 200)
+    })
+    .expect("the fresh snapshot is served");
+    let max_age: u64 = r
+        .header("cache-control")
+        .unwrap()
+        .trim_start_matches("max-age=")
+        .parse()
+        .unwrap();
+    assert!((195..=200).contains(&max_age), "max-age={max_age}");
+    assert_rate(&r.json(), &fresh, "EURJPY");
+}
+
+#[test]
+fn survives_valkey_going_away_and_recovers_without_restarts() {
+    let mut valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    // Quotes 296 s old: fresh for four more seconds.
+    valkey.set("rates", &aged_snapshot(1, Duration::from_secs(296)).encode());
+    let shim = Shim::start_app(&valkey);
+    assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
+    valkey.stop();
+
+    // Cached rates keep being served while fresh...
+    let r = shim.get("/rates?from=USD&to=JPY");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // ...then the edge says they are stale, never older rates, never a non-JSON 5xx.
+    let stale = eventually(Duration::from_secs(10), || {
+        let r = shim.get("/rates?from=USD&to=JPY");
+        assert!(
+            r.status == 200 || r.error_code() == "rates_stale",
+            "{} {}",
+            r.status,
+            r.text()
+        );
+        (r.status == 503).then_some(r)
+    })
+    .expect("turns stale");
+    assert!(stale.header("retry-after").is_some());
+
+    valkey.restart();
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let seq = stored_snapshot(&valkey).unwrap().seq;
+    eventually(Duration::from_secs(15), || {
+        (seq_served(&shim) == Some(seq)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("fresh again without a restart:\n{}", shim.log()));
+    assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
+}
+
+#[test]
+fn invalid_data_in_valkey_never_replaces_the_cache() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let good = stored_snapshot(&valkey).unwrap();
+    let shim = Shim::start_app(&valkey);
+    assert_eq!(seq_served(&shim), Some(good.seq));
+    for bad in [&b"not json"[..], br#"{"schema":2,"seq":99}"#] {
+        valkey.set("rates", bad);
+        valkey.publish("rates_updated", "99");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(seq_served(&shim), Some(good.seq));
+    assert_rate(&shim.get("/rates?from=USD&to=JPY").json(), &good, "USDJPY");
+    assert!(shim.log().contains("invalid"), "{}", shim.log());
+}
