@@ -32,6 +32,20 @@ check-manifests:
 	python3 manifests/check/check_manifests.py
 	python3 -m unittest discover -s manifests/check -p 'test_*.py'
 
+## Edge vs. native baseline on this machine (release build; the run takes about 2 minutes).
+bench: wasm
+	$(CARGO) build --release --bins
+	target/release/bench
+
+## Ten minutes of steady load with frequent refreshes: success and flat memory (not in CI).
+soak: wasm
+	$(CARGO) build --release --bins
+	target/release/soak
+
+## Longer property-based fuzzing of every parser (CI runs the short default).
+fuzz:
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test -p forex-shared -p runtime-shim -- --nocapture never_panics
+
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings

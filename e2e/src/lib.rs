@@ -11,6 +11,7 @@
 //! them first with `make build` (the `make test` target does).
 
 pub mod http;
+pub mod load;
 mod procs;
 
 pub use procs::*;

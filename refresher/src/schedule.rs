@@ -21,6 +21,7 @@ pub async fn run<C: Clock>(
         let next = started.plus(every);
         let wait = next.since(refresher.clock.now());
         tokio::select! {
+            biased;
             _ = &mut stop => return,
             _ = refresher.clock.sleep(wait) => {}
         }

@@ -42,9 +42,13 @@ enum Command {
         /// Compile every component at start-up, ignoring the cache.
         #[arg(long)]
         no_cache: bool,
-        /// Most client connections at once.
+        /// Most client connections at once; more wait in the listen backlog.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// A client must send a request's headers within this time, in
+        /// milliseconds (idle keep-alive connections are closed after it too).
+        #[arg(long, default_value_t = 10_000)]
+        header_read_timeout_ms: u64,
         /// Do not write a line per request.
         #[arg(long)]
         quiet: bool,
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         cache_dir,
         no_cache,
         max_connections,
+        header_read_timeout_ms,
         quiet,
     } = Cli::parse().command;
     let provided = match Provided::from_flags_and_env(&variables, std::env::vars()) {
@@ -92,7 +97,7 @@ fn main() -> ExitCode {
         },
         drain_timeout: Duration::from_secs(10),
         max_connections,
-        header_read_timeout: Duration::from_secs(10),
+        header_read_timeout: Duration::from_millis(header_read_timeout_ms),
         access_log: !quiet,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

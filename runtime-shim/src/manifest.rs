@@ -362,4 +362,47 @@ mod tests {
         assert!(RoutePattern::parse("/a/.../b").is_err());
         assert!(RoutePattern::parse("/users/:id").is_err());
     }
+
+    const SAMPLE: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "x"
+[application.trigger.redis]
+address = "{{ url }}"
+[variables]
+url = { default = "redis://127.0.0.1:6379" }
+[[trigger.http]]
+route = "/..."
+component = "c"
+[[trigger.redis]]
+channel = "ch"
+component = "c"
+[component.c]
+source = "c.wasm"
+allowed_outbound_hosts = ["redis://127.0.0.1:6379"]
+key_value_stores = ["default"]
+[component.c.variables]
+v = "{{ url }}"
+"#;
+
+    proptest::proptest! {
+        #[test]
+        fn manifest_parser_never_panics_on_arbitrary_text(text in "\\PC{0,400}") {
+            let _ = App::parse(&text, Path::new("/nonexistent"), &Default::default());
+        }
+
+        #[test]
+        fn manifest_parser_never_panics_on_mutated_manifests(
+            at in proptest::sample::select((0..SAMPLE.len()).collect::<Vec<_>>()),
+            insert in "[\\PC]{0,8}",
+            cut in 0usize..16,
+        ) {
+            let mut text = SAMPLE.to_string();
+            let end = (at + cut).min(text.len());
+            if text.is_char_boundary(at) && text.is_char_boundary(end) {
+                text.replace_range(at..end, &insert);
+            }
+            let _ = App::parse(&text, Path::new("/nonexistent"), &Default::default());
+        }
+    }
 }
