@@ -1,48 +1,85 @@
-//! One line per request on stderr: method, path, status, duration. Lines go
-//! through a channel to a writer thread that batches them, so a busy server
-//! does not make one write system call per request.
+//! One line per request on stderr: method, path, status, duration.
+//!
+//! Requests append to a shared buffer and a writer thread flushes it every
+//! [`FLUSH_EVERY`]: one write per interval instead of one write (and one
+//! thread wake-up) per request. The buffer is bounded; if stderr stalls,
+//! lines are dropped and the drop is reported.
 
 use hyper::{Method, StatusCode};
 use std::io::Write;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const MAX_BUFFERED: usize = 4 << 20;
+
+#[derive(Default)]
+struct Buffer {
+    text: Vec<u8>,
+    dropped: u64,
+}
 
 #[derive(Clone)]
 pub struct AccessLog {
-    tx: Option<mpsc::Sender<String>>,
+    buffer: Option<Arc<Mutex<Buffer>>>,
 }
 
 impl AccessLog {
     /// A log writing to stderr (`enabled`), or one that drops every line.
     pub fn stderr(enabled: bool) -> AccessLog {
         if !enabled {
-            return AccessLog { tx: None };
+            return AccessLog { buffer: None };
         }
-        let (tx, rx) = mpsc::channel::<String>();
+        let buffer = Arc::new(Mutex::new(Buffer::default()));
+        let weak = Arc::downgrade(&buffer);
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
-                while let Ok(line) = rx.recv() {
-                    let _ = out.write_all(line.as_bytes());
-                    while let Ok(line) = rx.try_recv() {
-                        let _ = out.write_all(line.as_bytes());
+                let mut out = Vec::new();
+                loop {
+                    std::thread::sleep(FLUSH_EVERY);
+                    let Some(buffer) = weak.upgrade() else { return };
+                    let dropped = {
+                        let mut b = buffer.lock().expect("access log");
+                        std::mem::swap(&mut out, &mut b.text);
+                        std::mem::take(&mut b.dropped)
+                    };
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(&out);
+                    if dropped > 0 {
+                        let _ = writeln!(
+                            err,
+                            "runtime-shim: {dropped} access log lines dropped (stderr too slow)"
+                        );
                     }
-                    let _ = out.flush();
+                    out.clear();
                 }
             })
             .expect("access-log thread");
-        AccessLog { tx: Some(tx) }
+        AccessLog { buffer: Some(buffer) }
+    }
+
+    /// Writes what is buffered now (at shutdown).
+    pub fn flush(&self) {
+        if let Some(buffer) = &self.buffer {
+            let text = std::mem::take(&mut buffer.lock().expect("access log").text);
+            let _ = std::io::stderr().lock().write_all(&text);
+        }
     }
 
     pub fn request(&self, method: &Method, path: &str, status: StatusCode, took: Duration) {
-        if let Some(tx) = &self.tx {
-            let path: String = path.chars().take(200).collect();
-            let _ = tx.send(format!(
-                "runtime-shim: {method} {path} {} {:.3}ms\n",
-                status.as_u16(),
-                took.as_secs_f64() * 1000.0
-            ));
+        let Some(buffer) = &self.buffer else { return };
+        let path = &path[..path.floor_char_boundary(200)];
+        let mut b = buffer.lock().expect("access log");
+        if b.text.len() > MAX_BUFFERED {
+            b.dropped += 1;
+            return;
         }
+        let _ = writeln!(
+            b.text,
+            "runtime-shim: {method} {path} {} {:.3}ms",
+            status.as_u16(),
+            took.as_secs_f64() * 1000.0
+        );
     }
 }

@@ -212,6 +212,7 @@ async fn serve(
         });
     }
     drop(listener);
+    trigger.log.flush();
     eprintln!(
         "runtime-shim: shutting down; waiting up to {:?} for requests in flight",
         opts.drain_timeout
@@ -225,5 +226,6 @@ async fn serve(
             opts.drain_timeout
         );
     }
+    trigger.log.flush();
     Ok(())
 }
