@@ -11,7 +11,7 @@ use shared::api::{ApiError, ErrorCode, RETRY_AFTER_SECS, RatesQuery};
 use shared::freshness;
 use shared::table::RateTable;
 use shared::{Rate, Timestamp};
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use std::time::Duration;
@@ -19,48 +19,106 @@ use std::time::Duration;
 /// Least time between two Valkey reads by one instance.
 const VALKEY_READ_EVERY_MS: i64 = 2_000;
 
+/// Most bytes one `blocking-write-and-flush` call may carry.
+const WRITE_CHUNK: usize = 4096;
+
+/// An answer before it is written out.
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+// The request is read and the response written through wasi:http directly:
+// this path needs only the method and the path, and skipping spin-sdk's
+// `Request`/`Response` conversion (every header copied into a map, the URI
+// re-parsed) measurably shortens each request.
 #[http_component]
-fn handle(req: Request) -> Response {
-    let head = *req.method() == Method::Head;
-    match req.path() {
-        "/rates" | "/healthz" | "/readyz" if !matches!(req.method(), Method::Get | Method::Head) => {
+fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let method = req.method();
+    let target = req.path_with_query().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let answer = route(&method, path, query);
+    write(out, answer, method == Method::Head);
+}
+
+fn route(method: &Method, path: &str, query: &str) -> Answer {
+    match path {
+        "/rates" | "/healthz" | "/readyz" if !matches!(method, Method::Get | Method::Head) => {
             let e = ApiError::new(
                 ErrorCode::MethodNotAllowed,
-                format!("{} is not allowed here: use GET or HEAD", req.method()),
+                format!("{} is not allowed here: use GET or HEAD", method_name(method)),
             );
-            let mut r = error_response(&e, head);
-            r.set_header("allow", "GET, HEAD");
-            r
+            let mut a = error_answer(&e);
+            a.headers.push(("allow", "GET, HEAD".into()));
+            a
         }
-        "/rates" => rates(req.query(), head),
-        "/healthz" => json(200, r#"{"status":"ok"}"#.to_string(), head),
-        "/readyz" => ready(head),
-        _ => error_response(
-            &ApiError::new(
-                ErrorCode::NotFound,
-                "no such route: use GET /rates?from=USD&to=JPY",
-            ),
-            head,
-        ),
+        "/rates" => rates(query),
+        "/healthz" => json(200, r#"{"status":"ok"}"#.to_string()),
+        "/readyz" => ready(),
+        _ => error_answer(&ApiError::new(
+            ErrorCode::NotFound,
+            "no such route: use GET /rates?from=USD&to=JPY",
+        )),
     }
 }
 
-fn json(status: u16, body: String, head: bool) -> Response {
-    let mut b = Response::builder();
-    b.status(status).header("content-type", "application/json");
+fn method_name(m: &Method) -> &str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(o) => o,
+    }
+}
+
+fn write(out: ResponseOutparam, answer: Answer, head: bool) {
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(answer.headers.len() + 1);
+    entries.push(("content-type".into(), b"application/json".to_vec()));
+    entries.extend(
+        answer
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_bytes())),
+    );
+    let headers = Fields::from_list(&entries).expect("static, valid header names");
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(answer.status);
+    let body = response.body().expect("a new response has a body");
+    out.set(response);
     if !head {
-        b.body(body);
+        let stream = body.write().expect("a new body has a stream");
+        for chunk in answer.body.as_bytes().chunks(WRITE_CHUNK) {
+            if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                eprintln!("rates-http: the client went away while the answer was written: {e:?}");
+                return;
+            }
+        }
     }
-    b.build()
+    let _ = OutgoingBody::finish(body, None);
 }
 
-fn error_response(e: &ApiError, head: bool) -> Response {
-    let mut r = json(e.code.status(), e.body(), head);
-    r.set_header("cache-control", "no-store");
-    if e.code.status() == 503 {
-        r.set_header("retry-after", RETRY_AFTER_SECS.to_string());
+fn json(status: u16, body: String) -> Answer {
+    Answer {
+        status,
+        headers: Vec::new(),
+        body,
     }
-    r
+}
+
+fn error_answer(e: &ApiError) -> Answer {
+    let mut a = json(e.code.status(), e.body());
+    a.headers.push(("cache-control", "no-store".into()));
+    if e.code.status() == 503 {
+        a.headers.push(("retry-after", RETRY_AFTER_SECS.to_string()));
+    }
+    a
 }
 
 /// A numeric variable, or its default when unset or unparsable.
@@ -123,17 +181,17 @@ fn stale(rate_time: Timestamp, max_age: Duration) -> ApiError {
     )
 }
 
-fn rates(query: &str, head: bool) -> Response {
+fn rates(query: &str) -> Answer {
     let query = match RatesQuery::parse(query) {
         Ok(q) => q,
-        Err(e) => return error_response(&e, head),
+        Err(e) => return error_answer(&e),
     };
     let now = Timestamp::now();
     let Some(bytes) = load_table(now) else {
-        return error_response(&unavailable(), head);
+        return error_answer(&unavailable());
     };
     let Ok(table) = RateTable::decode(&bytes) else {
-        return error_response(&unavailable(), head);
+        return error_answer(&unavailable());
     };
     let max_age = seconds_variable("max_rate_age", 300);
 
@@ -146,11 +204,11 @@ fn rates(query: &str, head: bool) -> Response {
     for &pair in pairs {
         let rate = match table.rate(pair) {
             Ok(r) => r,
-            Err(e) => return error_response(&ApiError::new(ErrorCode::PairNotFound, e.to_string()), head),
+            Err(e) => return error_answer(&ApiError::new(ErrorCode::PairNotFound, e.to_string())),
         };
         match freshness::seconds_left(rate.timestamp, now, max_age) {
             Some(left) => max_age_header = max_age_header.min(left),
-            None => return error_response(&stale(rate.timestamp, max_age), head),
+            None => return error_answer(&stale(rate.timestamp, max_age)),
         }
         found.push(rate);
     }
@@ -158,23 +216,24 @@ fn rates(query: &str, head: bool) -> Response {
         RatesQuery::Single(_) => shared::api::rate_json(&found[0]),
         RatesQuery::Batch(_) => shared::api::rates_json(&found),
     };
-    let mut r = json(200, body, head);
-    r.set_header("cache-control", format!("max-age={max_age_header}"));
-    r
+    let mut a = json(200, body);
+    a.headers
+        .push(("cache-control", format!("max-age={max_age_header}")));
+    a
 }
 
-fn ready(head: bool) -> Response {
+fn ready() -> Answer {
     let now = Timestamp::now();
     let max_age = seconds_variable("max_rate_age", 300);
     let Some(bytes) = load_table(now) else {
-        return error_response(&unavailable(), head);
+        return error_answer(&unavailable());
     };
     let Ok(table) = RateTable::decode(&bytes) else {
-        return error_response(&unavailable(), head);
+        return error_answer(&unavailable());
     };
     let oldest = table.oldest_quote();
     if !freshness::is_fresh(oldest, now, max_age) {
-        return error_response(&stale(oldest, max_age), head);
+        return error_answer(&stale(oldest, max_age));
     }
     let age = freshness::age(oldest, now).as_secs_f64();
     json(
@@ -183,6 +242,5 @@ fn ready(head: bool) -> Response {
             r#"{{"status":"ready","seq":{},"age_seconds":{age:.3}}}"#,
             table.seq()
         ),
-        head,
     )
 }
