@@ -17,14 +17,18 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The cargo profile directory this test binary was built into (`target/debug`).
+/// The cargo profile directory this program was built into (`target/debug`
+/// for tests, which live in `target/debug/deps`; `target/release` for the
+/// benchmark tools).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/debug/deps/<test>-<hash>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in <profile>/deps")
-        .to_path_buf()
+    let dir = exe.parent().expect("an executable lives in a directory");
+    let dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    dir.to_path_buf()
 }
 
 /// A workspace binary; panics with how to build it when missing.

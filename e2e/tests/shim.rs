@@ -103,8 +103,10 @@ source = "{http}"
         assert_eq!(r.status, 404, "{miss}");
         assert_eq!(r.error_code(), "not_found");
     }
+    // Access log lines are written in batches, within 50 ms.
+    let logged = eventually(Duration::from_secs(2), || shim.log().contains("GET /api/v1/x 200").then_some(()));
     assert!(
-        shim.log().contains("GET /api/v1/x 200"),
+        logged.is_some(),
         "access log line:\n{}",
         shim.log()
     );
@@ -459,4 +461,26 @@ fn sigterm_drains_and_exits_zero() {
         .expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}\n{}", shim.log());
     assert!(shim.log().contains("shutting down"), "{}", shim.log());
+}
+
+#[test]
+fn outbound_redis_reuses_one_connection_across_instances() {
+    let valkey = Valkey::start();
+    let dir = TempDir::new("reuse");
+    let shim = start_probe(&valkey, &dir);
+    eventually(Duration::from_secs(10), || {
+        shim.log().contains("subscribed").then_some(())
+    })
+    .expect("subscribed");
+    let before = connections_received(&valkey);
+    let requests = 50;
+    for i in 0..requests {
+        assert_eq!(body_of(&shim.get(&format!("/redis/set?key=k{i}&value=v"))), "()");
+    }
+    // One connection for all 50 instances, plus our own INFO call.
+    let opened = connections_received(&valkey) - before - 1;
+    println!(
+        "outbound Redis: {requests} instances, each opening a connection, made {opened} TCP connection(s)"
+    );
+    assert_eq!(opened, 1);
 }
