@@ -35,7 +35,9 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C is the normal way to stop: clean up and exit 0.
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 # start NAME CMD...: runs CMD in the background, its output prefixed by NAME.
 start() {
