@@ -48,6 +48,7 @@ fuzz:
 
 lint:
 	$(CARGO) fmt --all --check
+	python3 scripts/check_deps.py
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(EDGE_COMPONENTS) $(FIXTURE_COMPONENTS) -p edge-cache -p forex-shared -- -D warnings
 

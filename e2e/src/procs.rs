@@ -493,3 +493,16 @@ pub fn stored_snapshot(valkey: &Valkey) -> Option<shared::Snapshot> {
         .get("rates")
         .map(|b| shared::Snapshot::decode(&b).expect("stored snapshot is valid"))
 }
+
+/// A memory figure of a process from `/proc/<pid>/status`, in KiB: `VmRSS`
+/// (now) or `VmHWM` (peak).
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -24,6 +24,18 @@ fn manifest(dir: &TempDir, text: &str) -> PathBuf {
     path
 }
 
+/// The probe on `/...` and nothing else.
+const PROBE_ONLY: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "probe-only"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{http}"
+"#;
+
 fn vars(pairs: &[(&str, &str)]) -> Vec<String> {
     pairs
         .iter()
@@ -104,12 +116,10 @@ source = "{http}"
         assert_eq!(r.error_code(), "not_found");
     }
     // Access log lines are written in batches, within 50 ms.
-    let logged = eventually(Duration::from_secs(2), || shim.log().contains("GET /api/v1/x 200").then_some(()));
-    assert!(
-        logged.is_some(),
-        "access log line:\n{}",
-        shim.log()
-    );
+    let logged = eventually(Duration::from_secs(2), || {
+        shim.log().contains("GET /api/v1/x 200").then_some(())
+    });
+    assert!(logged.is_some(), "access log line:\n{}", shim.log());
 }
 
 #[test]
@@ -351,19 +361,7 @@ key_value_stores = ["default"]
 #[test]
 fn a_trapping_or_runaway_guest_gets_json_500_or_504_and_the_next_request_is_fine() {
     let dir = TempDir::new("trap");
-    let m = manifest(
-        &dir,
-        r#"
-spin_manifest_version = 2
-[application]
-name = "trap"
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{http}"
-"#,
-    );
+    let m = manifest(&dir, PROBE_ONLY);
     let shim =
         Shim::start(&m, &["--request-timeout-ms".into(), "500".into()]).unwrap_or_else(|l| panic!("{l}"));
     let trap = shim.get("/trap");
@@ -395,19 +393,7 @@ source = "{http}"
 #[test]
 fn unsupported_spin_interfaces_load_and_return_their_error() {
     let dir = TempDir::new("unsupported");
-    let m = manifest(
-        &dir,
-        r#"
-spin_manifest_version = 2
-[application]
-name = "unsupported"
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{http}"
-"#,
-    );
+    let m = manifest(&dir, PROBE_ONLY);
     let shim = Shim::start(&m, &[]).unwrap_or_else(|l| panic!("{l}"));
     let r = shim.get("/sqlite");
     assert_eq!(r.status, 500);

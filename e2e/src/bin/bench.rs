@@ -31,18 +31,6 @@ fn seconds(var: &str, default: u64) -> Duration {
     )
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .map(|v| v.trim().trim_end_matches(" kB").trim().to_string())
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Runs `cmd` to completion and returns its peak RSS in KiB (from wait4).
 // The child is reaped by wait4, which clippy cannot see.
 #[allow(clippy::zombie_processes)]
@@ -177,7 +165,7 @@ fn main() {
         let open = load::fixed_rate(&target(addr), rate, duration, 32);
         rows.push(Row { name, sat, open });
     }
-    let shim_rss_kib = peak_rss_kib(shim.pid());
+    let shim_rss_kib = e2e::memory_kib(shim.pid(), "VmHWM");
 
     // Propagation: PUBLISH (seen by our own subscriber) → each of 3 shims serves the new seq.
     let others = [Shim::start_app(&valkey), Shim::start_app(&valkey)];

@@ -18,18 +18,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .map(|v| v.trim().trim_end_matches(" kB").trim().to_string())
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() {
     let total: u64 = env_or("SOAK_SECONDS", 600);
     let rate: u32 = env_or("SOAK_RATE", 500);
@@ -60,7 +48,7 @@ fn main() {
         expect_body_len: None,
     };
     load::saturate(&target, 8, Duration::from_secs(2));
-    let start_rss = rss_kib(shim.pid());
+    let start_rss = e2e::memory_kib(shim.pid(), "VmRSS");
     println!(
         "soak: {total} s at {rate} requests/s, a refresh every {every}; shim RSS at start {:.1} MiB",
         start_rss as f64 / 1024.0
@@ -73,7 +61,7 @@ fn main() {
         let stats = load::fixed_rate(&target, rate, Duration::from_secs(secs), 16);
         ok += stats.ok;
         failed += stats.failed;
-        let now = rss_kib(shim.pid());
+        let now = e2e::memory_kib(shim.pid(), "VmRSS");
         rss.push(now);
         println!(
             "soak: minute {}: {} ok, {} failed, RSS {:.1} MiB",
