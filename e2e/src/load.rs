@@ -67,6 +67,12 @@ impl Stats {
         self.failed += other.failed;
         self.latencies_us.extend(other.latencies_us);
     }
+
+    /// Adds a later run of the same load (counts, latencies and time).
+    pub fn add(&mut self, other: Stats) {
+        self.elapsed += other.elapsed;
+        self.merge(other);
+    }
 }
 
 /// One keep-alive connection that reads whole responses.

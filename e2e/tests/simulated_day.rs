@@ -2,7 +2,7 @@
 //! on a clock that jumps, against the real emulator and a real Valkey, with
 //! random faults. Two days take a few seconds.
 //!
-//! Day 1 has rare faults (failed calls, hangs, bad answers, a 10-minute
+//! Day 1 has rare faults (failed calls, hangs, bad answers, a 12-minute
 //! Valkey outage) and a normal budget: rates must be fresh more than 99% of
 //! the day. Day 2 is hostile (30% of slots fail, a budget below the schedule's
 //! needs, a `Quota reached`): the budget must still hold.
@@ -252,7 +252,7 @@ fn a_simulated_day_keeps_rates_fresh_and_calls_within_budget() {
         valkey_outage_slots: 100..103,
     };
     let r1 = run_day(&valkey, &one_frame, day1, &calm, 1);
-    println!("simulated day 1 (rare faults, 10 min Valkey outage): {r1:?}");
+    println!("simulated day 1 (rare faults, a 12-minute Valkey outage): {r1:?}");
     println!(
         "simulated day 1: rates fresh {:.2}% of the day",
         r1.fresh_share * 100.0
