@@ -1,4 +1,4 @@
-//! The One-Frame emulator answers like the real service (ONE-FRAME.md).
+//! The One-Frame emulator answers like the real service (errors, quota, format).
 
 use e2e::OneFrame;
 use e2e::http::{self, Response};

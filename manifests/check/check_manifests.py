@@ -45,7 +45,7 @@ import yaml
 # installs. Manifests must be valid for both.
 K8S_VERSIONS = ("1.31", "1.33")
 
-# Rates must never be served older than this (DESIGN.md), so the refresher
+# Rates must never be served older than this (the service's promise), so the refresher
 # must run more often than this.
 MAX_RATE_AGE_S = 300
 

@@ -1,4 +1,4 @@
-//! Command line and environment (DESIGN.md, "Refresher CLI").
+//! Command line and environment (README, "Refresher").
 
 use clap::{Args, Parser, Subcommand};
 use shared::Currency;

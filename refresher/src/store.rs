@@ -1,6 +1,6 @@
 //! Writing snapshots: `seq` from `INCR rates:seq`, then one atomic script
 //! that stores the snapshot only if it is newer than the stored one
-//! (DESIGN.md's order) and publishes its `seq`. A crash at any point leaves
+//! (later `fetched_at`, then higher `seq`) and publishes its `seq`. A crash at any point leaves
 //! either the old or the new complete snapshot.
 
 use redis::aio::MultiplexedConnection;

@@ -22,7 +22,7 @@ pub enum RatesQuery {
     Batch(Vec<Pair>),
 }
 
-/// The API's error codes (DESIGN.md, "HTTP API").
+/// The API's error codes (README, "API").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidRequest,

@@ -3,7 +3,7 @@
 use crate::time::Timestamp;
 use std::time::Duration;
 
-/// DESIGN.md's promise: five minutes.
+/// The service's promise: five minutes.
 pub const DEFAULT_MAX_RATE_AGE: Duration = Duration::from_secs(300);
 
 /// How old a rate stamped `timestamp` is at `now` (zero if it is stamped in

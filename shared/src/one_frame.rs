@@ -1,4 +1,4 @@
-//! One-Frame's wire format (ONE-FRAME.md) and the checks a client applies to
+//! One-Frame's wire format (as the service is observed to answer) and the checks a client applies to
 //! its answers. One-Frame reports errors as HTTP 200 with `{"error": "..."}`,
 //! so the body, not the status, decides.
 

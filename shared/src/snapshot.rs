@@ -1,4 +1,4 @@
-//! The schema-1 snapshot stored in Valkey under `rates` (see DESIGN.md).
+//! The schema-1 snapshot stored in Valkey under `rates` (README, "Refresher").
 //!
 //! Decoding is strict: a reader keeps what it had rather than accept a
 //! snapshot with an unknown schema, a bad price or a duplicate pair.
@@ -176,7 +176,7 @@ impl Snapshot {
         serde_json::to_vec(&wire).expect("a validated snapshot always serialises")
     }
 
-    /// DESIGN.md's order: a later `fetched_at` wins, `seq` breaks ties.
+    /// The snapshot order: a later `fetched_at` wins, `seq` breaks ties.
     /// Compare versions, not `seq` alone: Valkey may restart its counter.
     pub fn version(&self) -> (Timestamp, u64) {
         (self.fetched_at, self.seq)

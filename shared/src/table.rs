@@ -140,7 +140,7 @@ impl<'a> RateTable<'a> {
         rates::derive(pair, self.fetched_at, |c| self.usd_leg(c))
     }
 
-    /// The snapshot's place in DESIGN.md's order (see [`Snapshot::version`]).
+    /// The snapshot's place in the snapshot order (see [`Snapshot::version`]).
     pub fn version(&self) -> (Timestamp, u64) {
         (self.fetched_at, self.seq)
     }

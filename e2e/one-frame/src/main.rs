@@ -1,6 +1,6 @@
 //! `one-frame`: an emulator of the One-Frame rates service.
 //!
-//! It answers like the real container (see ONE-FRAME.md): errors are HTTP 200
+//! It answers like the real container (as observed by its integrations): errors are HTTP 200
 //! with `{"error": ...}`, one call counts once against a per-token daily
 //! quota, bid/ask come from a seeded generator. On top it offers admin routes
 //! so tests can read the call count and inject faults:

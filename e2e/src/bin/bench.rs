@@ -154,13 +154,21 @@ fn main() {
     };
     // The servers take turns, twice, so that a slow minute of a shared
     // machine does not land on one of them only.
-    let servers = [("baseline (native hyper)", base_addr), ("edge (runtime-shim + Wasm)", shim.addr())];
-    let mut rows: Vec<Row> =
-        servers.iter().map(|(name, _)| Row { name, sat: Stats::default(), open: Stats::default() }).collect();
+    let servers = [
+        ("baseline (native hyper)", base_addr),
+        ("edge (runtime-shim + Wasm)", shim.addr()),
+    ];
+    let mut rows: Vec<Row> = servers
+        .iter()
+        .map(|(name, _)| Row {
+            name,
+            sat: Stats::default(),
+            open: Stats::default(),
+        })
+        .collect();
     for (row, (name, addr)) in rows.iter_mut().zip(&servers) {
         eprintln!("bench: {name}: warm-up {warmup:?}");
         load::saturate(&target(*addr), 64, warmup);
-        row.sat.elapsed = Duration::ZERO;
     }
     for round in 1..=2 {
         for (row, (name, addr)) in rows.iter_mut().zip(&servers) {
@@ -170,7 +178,8 @@ fn main() {
                 duration / 2
             );
             row.sat.add(load::saturate(&target(*addr), 64, duration / 2));
-            row.open.add(load::fixed_rate(&target(*addr), rate, duration / 2, 32));
+            row.open
+                .add(load::fixed_rate(&target(*addr), rate, duration / 2, 32));
         }
     }
     let shim_rss_kib = e2e::memory_kib(shim.pid(), "VmHWM");

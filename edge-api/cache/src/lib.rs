@@ -5,7 +5,7 @@
 //! `rates-sync` fills it when `rates_updated` is published; `rates-http`
 //! refills it itself when it is empty or getting old. Both go through
 //! [`refill_from_valkey`], which keeps the cache's snapshot unless Valkey's
-//! is valid and newer (DESIGN.md's order).
+//! is valid and newer (later `fetched_at`, then higher `seq`).
 
 use shared::table::{self, RateTable};
 use shared::{Snapshot, Timestamp};
@@ -75,7 +75,7 @@ pub fn refill_from_valkey(store: &Store) -> Result<(Refill, Option<Vec<u8>>), Re
     store_if_newer(store, &snapshot)
 }
 
-/// The cache's side of a refill: DESIGN.md's order decides.
+/// The cache's side of a refill: the snapshot order decides.
 pub fn store_if_newer(store: &Store, snapshot: &Snapshot) -> Result<(Refill, Option<Vec<u8>>), RefillError> {
     let current = cached_table(store)?;
     if let Some(bytes) = &current

@@ -1,4 +1,4 @@
-//! `rates-http`: the API of DESIGN.md ("HTTP API") as a Spin HTTP component.
+//! `rates-http`: the rates API (README, "API") as a Spin HTTP component.
 //!
 //! Every answer comes from the instance's key-value cache. The cache is
 //! refilled from Valkey when it is empty or its snapshot is older than
