@@ -166,7 +166,7 @@ fn main() {
             open: Stats::default(),
         })
         .collect();
-    for (row, (name, addr)) in rows.iter_mut().zip(&servers) {
+    for (name, addr) in &servers {
         eprintln!("bench: {name}: warm-up {warmup:?}");
         load::saturate(&target(*addr), 64, warmup);
     }
