@@ -6,7 +6,7 @@ WASM_TARGET := wasm32-wasip1
 EDGE_COMPONENTS := -p rates-http -p rates-sync
 FIXTURE_COMPONENTS := -p probe-http -p probe-redis
 
-.PHONY: build wasm up test test-rust check-manifests lint fmt bench soak fuzz clean
+.PHONY: build wasm up test test-rust check-manifests lint audit audit-advisories fmt bench soak fuzz clean
 
 ## Native binaries (refresher, one-frame, runtime-shim, tools) and the Wasm components.
 build: wasm
@@ -46,9 +46,16 @@ soak: wasm
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test -p forex-shared -p runtime-shim -- --nocapture never_panics
 
+## Dependency policy (deny.toml): sources, licenses, banned crates. Offline.
+audit:
+	cargo deny check licenses bans sources
+
+## Known vulnerabilities too; needs network access to the RustSec database.
+audit-advisories:
+	cargo deny check advisories
+
 lint:
 	$(CARGO) fmt --all --check
-	python3 scripts/check_deps.py
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(EDGE_COMPONENTS) $(FIXTURE_COMPONENTS) -p edge-cache -p forex-shared -- -D warnings
 
