@@ -474,6 +474,14 @@ impl Shim {
         self.proc.log()
     }
 
+    /// Waits until the Redis trigger has subscribed (panics after 10 s).
+    pub fn wait_subscribed(&self) {
+        eventually(Duration::from_secs(10), || {
+            self.log().contains("subscribed").then_some(())
+        })
+        .unwrap_or_else(|| panic!("the Redis trigger did not subscribe:\n{}", self.log()));
+    }
+
     /// SIGTERM, then the exit status (None if it did not exit in time).
     pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
         self.proc.signal_and_wait("TERM", limit)

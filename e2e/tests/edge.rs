@@ -192,10 +192,7 @@ fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
     let shims: Vec<Shim> = (0..3).map(|_| Shim::start_app(&valkey)).collect();
     for s in &shims {
         eventually(Duration::from_secs(5), || seq_served(s)).expect("serving");
-        eventually(Duration::from_secs(10), || {
-            s.log().contains("subscribed").then_some(())
-        })
-        .expect("subscribed");
+        s.wait_subscribed();
     }
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let published = Instant::now();

@@ -161,10 +161,7 @@ fn a_component_cannot_reach_an_address_it_is_not_allowed() {
     let m = manifest(&dir, &probe_app("redis://127.0.0.1:1"));
     let shim = Shim::start(&m, &vars(&[("redis_url", &valkey.url())])).unwrap_or_else(|l| panic!("{l}"));
     // The trigger subscribed (one connection); count from here.
-    eventually(Duration::from_secs(10), || {
-        shim.log().contains("subscribed").then_some(())
-    })
-    .expect("subscribed");
+    shim.wait_subscribed();
     let before = connections_received(&valkey);
     let r = shim.get(&format!("/redis/open?address={}", valkey.url()));
     assert_eq!(r.status, 500);
@@ -205,10 +202,7 @@ source = "{http}"
     assert_eq!(shim.get("/kv/open?label=other").text(), "Error::NoSuchStore");
 
     // The Redis-trigger component writes, the HTTP component reads.
-    eventually(Duration::from_secs(10), || {
-        shim.log().contains("subscribed").then_some(())
-    })
-    .expect("subscribed");
+    shim.wait_subscribed();
     assert_eq!(valkey.publish("events", "hello"), 1);
     let last = eventually(Duration::from_secs(5), || {
         let r = shim.get("/kv/get?key=probe:last");
@@ -410,10 +404,7 @@ fn resubscribes_after_valkey_restarts_and_serves_http_throughout() {
     let mut valkey = Valkey::start();
     let dir = TempDir::new("reconnect");
     let shim = start_probe(&valkey, &dir);
-    eventually(Duration::from_secs(10), || {
-        shim.log().contains("subscribed").then_some(())
-    })
-    .expect("subscribed");
+    shim.wait_subscribed();
     valkey.restart();
     // HTTP keeps answering while the trigger reconnects.
     for _ in 0..10 {
@@ -454,10 +445,7 @@ fn outbound_redis_reuses_one_connection_across_instances() {
     let valkey = Valkey::start();
     let dir = TempDir::new("reuse");
     let shim = start_probe(&valkey, &dir);
-    eventually(Duration::from_secs(10), || {
-        shim.log().contains("subscribed").then_some(())
-    })
-    .expect("subscribed");
+    shim.wait_subscribed();
     let before = connections_received(&valkey);
     let requests = 50;
     for i in 0..requests {

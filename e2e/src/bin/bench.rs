@@ -188,10 +188,7 @@ fn main() {
     let others = [Shim::start_app(&valkey), Shim::start_app(&valkey)];
     let shims: Vec<&Shim> = std::iter::once(&shim).chain(others.iter()).collect();
     for s in &shims {
-        eventually(Duration::from_secs(10), || {
-            s.log().contains("subscribed").then_some(())
-        })
-        .expect("subscribed");
+        s.wait_subscribed();
     }
     let mut conn = valkey.conn();
     let mut sub = conn.as_pubsub();
