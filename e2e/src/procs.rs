@@ -482,6 +482,13 @@ impl Shim {
         .unwrap_or_else(|| panic!("the Redis trigger did not subscribe:\n{}", self.log()));
     }
 
+    /// Panics, showing the whole log, unless the log contains `needle`.
+    #[track_caller]
+    pub fn assert_logged(&self, needle: &str) {
+        let log = self.log();
+        assert!(log.contains(needle), "expected {needle:?} in the log:\n{log}");
+    }
+
     /// SIGTERM, then the exit status (None if it did not exit in time).
     pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
         self.proc.signal_and_wait("TERM", limit)

@@ -208,17 +208,13 @@ fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
         published.elapsed()
     );
     for s in &shims {
-        assert!(
-            s.log().contains(&format!("cached snapshot seq {seq}")),
-            "delivered by rates_updated:\n{}",
-            s.log()
-        );
+        s.assert_logged(&format!("cached snapshot seq {seq}"));
     }
 
     // Started after the publish: nothing to receive, it reads Valkey on its first miss.
     let late = Shim::start_app(&valkey);
     assert_eq!(seq_served(&late), Some(seq));
-    assert!(late.log().contains("refilled from Valkey"), "{}", late.log());
+    late.assert_logged("refilled from Valkey");
 }
 
 #[test]
@@ -311,5 +307,5 @@ fn invalid_data_in_valkey_never_replaces_the_cache() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(seq_served(&shim), Some(good.seq));
     assert_rate(&shim.get("/rates?from=USD&to=JPY").json(), &good, "USDJPY");
-    assert!(shim.log().contains("invalid"), "{}", shim.log());
+    shim.assert_logged("invalid");
 }

@@ -171,11 +171,7 @@ fn a_component_cannot_reach_an_address_it_is_not_allowed() {
     // Our own INFO call is the only new connection: the shim never connected.
     assert_eq!(connections_received(&valkey), before + 1);
     assert_eq!(valkey.get("x"), None);
-    assert!(
-        shim.log().contains("not in allowed_outbound_hosts"),
-        "{}",
-        shim.log()
-    );
+    shim.assert_logged("not in allowed_outbound_hosts");
 }
 
 #[test]
@@ -219,12 +215,8 @@ source = "{http}"
     });
     assert!(after.is_some(), "{}", shim.log());
     assert_eq!(shim.get("/kv/get?key=probe:count").text(), "Some(\"2\")");
-    assert!(
-        shim.log().contains("failed to handle a message"),
-        "{}",
-        shim.log()
-    );
-    assert!(shim.log().contains("trapped on a message"), "{}", shim.log());
+    shim.assert_logged("failed to handle a message");
+    shim.assert_logged("trapped on a message");
 }
 
 #[test]
@@ -392,11 +384,7 @@ fn unsupported_spin_interfaces_load_and_return_their_error() {
     let r = shim.get("/sqlite");
     assert_eq!(r.status, 500);
     assert!(r.text().contains("not supported by runtime-shim"), "{}", r.text());
-    assert!(
-        shim.log().contains("imports unsupported interfaces"),
-        "{}",
-        shim.log()
-    );
+    shim.assert_logged("imports unsupported interfaces");
 }
 
 #[test]
@@ -437,7 +425,7 @@ fn sigterm_drains_and_exits_zero() {
         .terminate(Duration::from_secs(15))
         .expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}\n{}", shim.log());
-    assert!(shim.log().contains("shutting down"), "{}", shim.log());
+    shim.assert_logged("shutting down");
 }
 
 #[test]
