@@ -363,16 +363,9 @@ pub fn refresher_once(args: &[String], env: &[(&str, &str)], limit: Duration) ->
     let started = Instant::now();
     let mut cmd = Command::new(bin("refresher"));
     cmd.arg("once").args(args);
-    // Isolate from the caller's environment: only what the test gives.
-    for var in [
-        "ONE_FRAME_URL",
-        "ONE_FRAME_TOKEN",
-        "VALKEY_URL",
-        "CURRENCIES",
-        "ONE_FRAME_DAILY_QUOTA",
-    ] {
-        cmd.env_remove(var);
-    }
+    // Isolate from the caller's environment (the refresher reads settings
+    // from it): only what the test gives.
+    cmd.env_clear();
     cmd.envs(env.iter().copied());
     let mut proc = Proc::spawn(&mut cmd, dir.path().join("refresher.log"));
     let status = wait_for_exit(proc.child.as_mut().expect("child"), limit);

@@ -136,19 +136,72 @@ fn retries_count_against_the_quota_and_stop_at_it() {
     assert_eq!(run.code, Some(0), "{}", run.log);
     assert_eq!(one_frame.calls(), 3);
 
-    // A budget of 5 leaves 2 calls: a failing run may not go beyond it.
+    // A budget of 5 leaves 2 calls. The run's scheduled call takes one; a
+    // retry would take the last, which the schedule still needs today: the
+    // run ends as a transient failure (exit 1), not as a spent quota.
     one_frame.fault(r#"{"mode":"http500"}"#);
     let run = refresh(
         &valkey,
         &one_frame,
         &fast(&["--daily-quota", "5", "--schedule-interval", "1h"]),
     );
-    assert_ne!(run.code, Some(0), "{}", run.log);
+    assert_eq!(run.code, Some(1), "{}", run.log);
+    assert!(run.log.contains("no retry"), "{}", run.log);
     assert!(
-        one_frame.calls() <= 5,
-        "calls {} exceed the budget",
-        one_frame.calls()
+        run.log.contains("500"),
+        "names the failure it did not retry: {}",
+        run.log
     );
+    assert_eq!(one_frame.calls(), 4);
+}
+
+#[test]
+fn quota_reached_answered_with_http_400_still_ends_the_day() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let stored = valkey.get("rates").unwrap();
+    one_frame.fault(r#"{"mode":"error","message":"Quota reached","status":400}"#);
+    let run = refresh(&valkey, &one_frame, &fast(&[]));
+    assert_eq!(run.code, Some(4), "{}", run.log);
+    assert_eq!(one_frame.calls(), 2, "not retried as a transient failure");
+    assert_eq!(valkey.get("rates").unwrap(), stored, "the snapshot is kept");
+    one_frame.fault(r#"{"mode":"none"}"#);
+    assert_eq!(refresh(&valkey, &one_frame, &fast(&[])).code, Some(4));
+    assert_eq!(one_frame.calls(), 2, "the day is marked spent");
+}
+
+#[test]
+fn refused_valkey_credentials_are_a_configuration_error() {
+    let valkey = Valkey::start_with(e2e::ValkeyOptions {
+        password: Some("right-password".into()),
+        ..Default::default()
+    });
+    let one_frame = OneFrame::start(&[]);
+    let urls = [
+        format!("redis://:wrong-password@{}", valkey.host()),
+        format!("redis://{}", valkey.host()),
+    ];
+    for url in urls {
+        let args = vec![
+            "--valkey-url".to_string(),
+            url,
+            "--one-frame-url".into(),
+            one_frame.url(),
+            "--deadline".into(),
+            "20s".into(),
+        ];
+        let run = e2e::refresher_once(&args, &[], Duration::from_secs(30));
+        assert_eq!(run.code, Some(2), "{}", run.log);
+        assert!(
+            run.took < Duration::from_secs(10),
+            "not retried until the deadline: {:?}",
+            run.took
+        );
+        assert!(run.log.contains("VALKEY_URL"), "{}", run.log);
+        assert!(!run.log.contains("wrong-password"), "{}", run.log);
+    }
+    assert_eq!(one_frame.calls(), 0);
 }
 
 #[test]
@@ -159,6 +212,11 @@ fn quota_reached_from_one_frame_stops_calls_for_the_day() {
     let run = refresh(&valkey, &one_frame, &fast(&[]));
     assert_eq!(run.code, Some(4), "{}", run.log);
     assert!(run.log.contains("Quota reached"), "{}", run.log);
+    assert_eq!(
+        stored_snapshot(&valkey).map(|s| s.seq),
+        Some(1),
+        "the snapshot is kept"
+    );
     one_frame.reset(); // One-Frame would serve again...
     let run = refresh(&valkey, &one_frame, &fast(&[]));
     assert_eq!(

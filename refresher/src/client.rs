@@ -91,7 +91,14 @@ impl OneFrameClient {
             .map_err(|e| FetchError::Transport(describe(&e)))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(FetchError::Status(status));
+            // One-Frame answers its errors with 200, but a deployment in front
+            // of it may answer `Quota reached` or `Forbidden` with a 4xx: the
+            // body decides, so that neither is retried as a transient failure.
+            let body = read_bounded(resp).await.unwrap_or_default();
+            return Err(match one_frame::parse_answer(&body) {
+                Err(e @ (AnswerError::QuotaReached | AnswerError::Forbidden)) => FetchError::Answer(e),
+                _ => FetchError::Status(status),
+            });
         }
         let body = read_bounded(resp).await?;
         let answer = one_frame::parse_answer(&body).map_err(FetchError::Answer)?;

@@ -96,8 +96,18 @@ impl fmt::Display for RefreshError {
     }
 }
 
-fn valkey_err(what: &str, e: redis::RedisError) -> String {
-    format!("Valkey {what} failed: {e}")
+/// A Valkey failure as a step: refused credentials or permissions are the
+/// operator's to fix (exit 2 at once); anything else may pass with a retry.
+fn valkey_step(what: &str, e: redis::RedisError) -> Step {
+    let refused = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
+    if refused {
+        Step::Stop(RefreshError::Config(format!(
+            "Valkey {what} was refused ({e}): check the user and password of VALKEY_URL and that user's ACL"
+        )))
+    } else {
+        Step::Retry(format!("Valkey {what} failed: {e}"))
+    }
 }
 
 /// Truncates to whole milliseconds: snapshots carry millisecond times.
@@ -113,17 +123,23 @@ impl<C: Clock> Refresher<C> {
         let ends = started.plus(self.deadline);
         let mut rng = rand::rng();
         let mut attempt: u32 = 0;
-        let mut last_error;
+        // One-Frame calls this run was permitted: only the first is free of
+        // the reserve kept for the rest of the day's schedule.
+        let mut calls: u32 = 0;
+        let mut last_error = String::new();
         let mut conn: Option<MultiplexedConnection> = None;
         loop {
             attempt += 1;
             let result = match self.connection(&mut conn).await {
-                Ok(c) => self.attempt(c, attempt, ends).await,
-                Err(e) => Err(Step::Retry(e)),
+                Ok(c) => self.attempt(c, attempt, &mut calls, ends).await,
+                Err(step) => Err(step),
             };
             match result {
                 Ok(r) => return Ok(r),
                 Err(Step::Stop(e)) => return Err(e),
+                Err(Step::HeldBack(why)) => {
+                    return Err(RefreshError::Transient(format!("{last_error}; {why}")));
+                }
                 Err(Step::Retry(msg)) => {
                     eprintln!("refresher: attempt {attempt} failed: {msg}");
                     if msg.starts_with("Valkey") {
@@ -146,7 +162,7 @@ impl<C: Clock> Refresher<C> {
     async fn connection<'c>(
         &self,
         slot: &'c mut Option<MultiplexedConnection>,
-    ) -> Result<&'c mut MultiplexedConnection, String> {
+    ) -> Result<&'c mut MultiplexedConnection, Step> {
         if slot.is_none() {
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(self.connect_timeout))
@@ -158,8 +174,13 @@ impl<C: Clock> Refresher<C> {
                     self.valkey.get_multiplexed_async_connection_with_config(&config),
                 )
                 .await
-                .map_err(|_| format!("Valkey connection timed out after {:?}", self.connect_timeout))?
-                .map_err(|e| format!("Valkey connection failed: {e}"))?;
+                .map_err(|_| {
+                    Step::Retry(format!(
+                        "Valkey connection timed out after {:?}",
+                        self.connect_timeout
+                    ))
+                })?
+                .map_err(|e| valkey_step("connection", e))?;
             *slot = Some(c);
         }
         Ok(slot.as_mut().expect("connected above"))
@@ -169,12 +190,13 @@ impl<C: Clock> Refresher<C> {
         &self,
         conn: &mut MultiplexedConnection,
         attempt: u32,
+        calls: &mut u32,
         ends: Timestamp,
     ) -> Result<Refreshed, Step> {
         let now = self.clock.now();
-        // The first attempt of a run is a scheduled call; retries must leave
-        // enough budget for the rest of the day's schedule.
-        let reserve = if attempt == 1 {
+        // A run's first call is the scheduled one; retries must leave enough
+        // budget for the rest of the day's schedule.
+        let reserve = if *calls == 0 {
             0
         } else {
             quota::reserve_for_schedule(now, self.schedule_interval)
@@ -183,20 +205,19 @@ impl<C: Clock> Refresher<C> {
             .quota
             .acquire(conn, now, reserve)
             .await
-            .map_err(|e| Step::Retry(valkey_err("quota check", e)))?;
+            .map_err(|e| valkey_step("quota check", e))?;
         let Some(permit) = permit else {
-            let why = if reserve == 0 {
-                format!(
-                    "today's budget of {} One-Frame calls (UTC day) is spent",
-                    self.quota.budget()
-                )
-            } else {
-                format!(
+            if reserve > 0 {
+                return Err(Step::HeldBack(format!(
                     "no retry: the remaining budget is kept for the {reserve} refreshes still scheduled today"
-                )
-            };
-            return Err(Step::Stop(RefreshError::QuotaExhausted(why)));
+                )));
+            }
+            return Err(Step::Stop(RefreshError::QuotaExhausted(format!(
+                "today's budget of {} One-Frame calls (UTC day) is spent",
+                self.quota.budget()
+            ))));
         };
+        *calls += 1;
 
         let left = ends.since(now);
         let limit = self.request_timeout.min(left);
@@ -242,7 +263,8 @@ impl<C: Clock> Refresher<C> {
                         calls_today: permit.used_today,
                     });
                 }
-                Err(e) => {
+                Err(Step::Stop(e)) => return Err(Step::Stop(e)),
+                Err(Step::Retry(e) | Step::HeldBack(e)) => {
                     let delay = self.backoff.delay(write_attempt, &mut rand::rng());
                     if self.clock.now().plus(delay) >= ends {
                         return Err(Step::Stop(RefreshError::Transient(format!(
@@ -261,24 +283,28 @@ impl<C: Clock> Refresher<C> {
         conn: &mut MultiplexedConnection,
         fetched_at: Timestamp,
         quotes: &[shared::Quote],
-    ) -> Result<(u64, WriteOutcome), String> {
+    ) -> Result<(u64, WriteOutcome), Step> {
         let seq = self
             .store
             .next_seq(conn)
             .await
-            .map_err(|e| valkey_err("INCR rates:seq", e))?;
-        let snapshot = Snapshot::new(seq, fetched_at, quotes.to_vec()).map_err(|e| e.to_string())?;
+            .map_err(|e| valkey_step("INCR rates:seq", e))?;
+        let snapshot =
+            Snapshot::new(seq, fetched_at, quotes.to_vec()).map_err(|e| Step::Retry(e.to_string()))?;
         let outcome = self
             .store
             .write_if_newer(conn, &snapshot)
             .await
-            .map_err(|e| valkey_err("snapshot write", e))?;
+            .map_err(|e| valkey_step("snapshot write", e))?;
         Ok((seq, outcome))
     }
 }
 
 enum Step {
+    /// Worth another attempt within the run's deadline.
     Retry(String),
+    /// A retry would spend a call the rest of today's schedule needs.
+    HeldBack(String),
     Stop(RefreshError),
 }
 

@@ -54,6 +54,9 @@ struct Fault {
     mode: FaultMode,
     /// The `error` text for mode `error`.
     message: Option<String>,
+    /// The HTTP status for mode `error`: One-Frame answers its errors with
+    /// 200, but some deployments answer `Quota reached` with 400.
+    status: Option<u16>,
     /// Delay before every `/rates` answer.
     latency_ms: u64,
     /// Shifts the emulator's clock: `time_stamp`s and the quota's day.
@@ -294,7 +297,13 @@ async fn deliver(fault: Fault, answer: Answer) -> Response<Body> {
             let keep = quotes.len().saturating_sub(1);
             json(render(&quotes[..keep]))
         }
-        FaultMode::Error => json(error_body(fault.message.as_deref().unwrap_or("Internal Error"))),
+        FaultMode::Error => {
+            let body = error_body(fault.message.as_deref().unwrap_or("Internal Error"));
+            match fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+                Some(status) => full(status, "application/json", body),
+                None => json(body),
+            }
+        }
     }
 }
 
