@@ -185,6 +185,32 @@ fn unavailable_before_the_first_refresh_then_new_snapshots_propagate() {
 }
 
 #[test]
+fn concurrent_first_requests_to_a_new_instance_are_all_answered() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    // The snapshot predates each shim: its cache is empty until a request
+    // reads Valkey, and every request racing that first read is answered.
+    for round in 0..3 {
+        let shim = Shim::start_app(&valkey);
+        let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
+            let requests: Vec<_> = (0..16)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let r = shim.get("/rates?from=EUR&to=JPY");
+                        (r.status, r.text())
+                    })
+                })
+                .collect();
+            requests.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (status, body) in &statuses {
+            assert_eq!(*status, 200, "round {round}: {body}");
+        }
+    }
+}
+
+#[test]
 fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
@@ -268,6 +294,18 @@ fn survives_valkey_going_away_and_recovers_without_restarts() {
     // Cached rates keep being served while fresh...
     let r = shim.get("/rates?from=USD&to=JPY");
     assert_eq!(r.status, 200, "{}", r.text());
+    // ...and, though every request finds them due for a refill, the failing
+    // Valkey is read at most once per 2 s.
+    let burst = Instant::now();
+    for _ in 0..50 {
+        assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
+    }
+    let secs = burst.elapsed().as_secs_f64();
+    let reads = shim.log().matches("could not refill the cache").count();
+    assert!(
+        (1..=2 + (secs / 2.0) as usize).contains(&reads),
+        "{reads} Valkey reads in {secs:.2} s while it was down"
+    );
     // ...then the edge says they are stale, never older rates, never a non-JSON 5xx.
     let stale = eventually(Duration::from_secs(10), || {
         let r = shim.get("/rates?from=USD&to=JPY");

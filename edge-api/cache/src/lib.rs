@@ -14,8 +14,9 @@ use std::fmt;
 
 /// The compact table of the newest snapshot seen (see `shared::table`).
 pub const TABLE_KEY: &str = "rates:table";
-/// When `rates-http` last tried to read Valkey (Unix milliseconds, decimal).
-pub const LAST_READ_KEY: &str = "rates:last-valkey-read";
+/// When `rates-http` last read Valkey without getting fresher rates (Valkey
+/// failing, no snapshot, nothing newer): Unix milliseconds, decimal.
+pub const UNFRUITFUL_READ_KEY: &str = "rates:unfruitful-valkey-read";
 
 /// Why Valkey could not refill the cache.
 #[derive(Debug)]
@@ -91,19 +92,32 @@ pub fn store_if_newer(store: &Store, snapshot: &Snapshot) -> Result<(Refill, Opt
     Ok((Refill::Stored { seq: snapshot.seq }, Some(encoded)))
 }
 
-/// Records a Valkey read attempt unless one was made less than `every` ago;
-/// returns whether the caller may read now. Bounds the load a failing
-/// Valkey sees from each instance.
-pub fn claim_valkey_read(store: &Store, now: Timestamp, every_ms: i64) -> bool {
+/// Whether a request whose cache is due may read Valkey now. Always, unless
+/// a read left the cache due less than `every_ms` ago; once that pause is
+/// over, the request that goes ahead records itself first, so a failing
+/// Valkey sees at most one read per `every_ms` from each instance while
+/// requests racing to fill an empty cache all read.
+pub fn may_read_valkey(store: &Store, now: Timestamp, every_ms: i64) -> bool {
     let last = store
-        .get(LAST_READ_KEY)
+        .get(UNFRUITFUL_READ_KEY)
         .ok()
         .flatten()
         .and_then(|b| std::str::from_utf8(&b).ok()?.parse::<i64>().ok());
-    if last.is_some_and(|ms| (0..every_ms).contains(&(now.unix_millis() - ms))) {
-        return false;
+    match last {
+        None => true,
+        Some(ms) if (0..every_ms).contains(&(now.unix_millis() - ms)) => false,
+        Some(_) => note_unfruitful_read(store, now),
     }
+}
+
+/// Records a read that left the cache due; returns whether it was recorded.
+pub fn note_unfruitful_read(store: &Store, now: Timestamp) -> bool {
     store
-        .set(LAST_READ_KEY, now.unix_millis().to_string().as_bytes())
+        .set(UNFRUITFUL_READ_KEY, now.unix_millis().to_string().as_bytes())
         .is_ok()
+}
+
+/// Valkey gave fresher rates: the next due request may read at once.
+pub fn forget_unfruitful_reads(store: &Store) {
+    let _ = store.delete(UNFRUITFUL_READ_KEY);
 }

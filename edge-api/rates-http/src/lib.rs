@@ -2,11 +2,14 @@
 //!
 //! Every answer comes from the instance's key-value cache. The cache is
 //! refilled from Valkey when it is empty or its snapshot is older than
-//! `revalidate_age`, at most once per [`VALKEY_READ_EVERY_MS`] per instance
-//! (so a failing Valkey is not hammered). A rate older than `max_rate_age`
-//! is never served.
+//! `revalidate_age`; after a read that brought nothing fresher (Valkey
+//! failing, no snapshot, nothing newer), at most once per
+//! [`VALKEY_READ_EVERY_MS`] per instance, so a failing Valkey is not
+//! hammered. A rate older than `max_rate_age` is never served.
 
-use edge_cache::{Refill, cached_table, claim_valkey_read, refill_from_valkey};
+use edge_cache::{
+    Refill, cached_table, forget_unfruitful_reads, may_read_valkey, note_unfruitful_read, refill_from_valkey,
+};
 use shared::api::{ApiError, ErrorCode, RETRY_AFTER_SECS, RatesQuery};
 use shared::freshness;
 use shared::table::RateTable;
@@ -16,7 +19,8 @@ use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use std::time::Duration;
 
-/// Least time between two Valkey reads by one instance.
+/// Least time between two Valkey reads by one instance while reads bring
+/// nothing fresher.
 const VALKEY_READ_EVERY_MS: i64 = 2_000;
 
 /// Most bytes one `blocking-write-and-flush` call may carry.
@@ -148,17 +152,22 @@ fn load_table(now: Timestamp) -> Option<Vec<u8>> {
         Some(Ok(t)) => freshness::age(t.oldest_quote(), now) > revalidate_age,
         _ => true,
     };
-    if !due || !claim_valkey_read(&store, now, VALKEY_READ_EVERY_MS) {
+    if !due || !may_read_valkey(&store, now, VALKEY_READ_EVERY_MS) {
         return cached;
     }
     match refill_from_valkey(&store) {
         Ok((Refill::Stored { seq }, table)) => {
             eprintln!("rates-http: cache refilled from Valkey with seq {seq}");
+            forget_unfruitful_reads(&store);
             table
         }
-        Ok((Refill::Kept, table)) => table,
+        Ok((Refill::Kept, table)) => {
+            note_unfruitful_read(&store, now);
+            table
+        }
         Err(e) => {
             eprintln!("rates-http: could not refill the cache: {e}");
+            note_unfruitful_read(&store, now);
             cached
         }
     }
