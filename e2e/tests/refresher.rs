@@ -60,13 +60,14 @@ fn every_upstream_failure_keeps_the_stored_snapshot_and_exits_non_zero() {
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let good = valkey.get("rates").expect("first snapshot");
 
-    let cases: [(&str, i32); 7] = [
+    let cases: [(&str, i32); 8] = [
         (r#"{"mode":"http500"}"#, 1),
         (r#"{"mode":"malformed"}"#, 1),
         (r#"{"mode":"truncated"}"#, 1),
         (r#"{"mode":"missing_pairs"}"#, 1),
         (r#"{"mode":"error","message":"Internal Error"}"#, 1),
         (r#"{"mode":"error","message":"Invalid Currency Pair"}"#, 2),
+        (r#"{"mode":"error","message":"No currency pair provided"}"#, 1),
         (r#"{"mode":"none","clock_offset_s":600}"#, 1), // stamped in the future
     ];
     for (fault, code) in cases {

@@ -3,9 +3,13 @@
 //! share one definition.
 
 use crate::currency::{Currency, CurrencyError};
+use crate::freshness;
 use crate::pair::{Pair, PairError};
 use crate::rates::Rate;
+use crate::table::RateTable;
+use crate::time::Timestamp;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// Most pairs one batch request may ask for.
 pub const MAX_BATCH_PAIRS: usize = 200;
@@ -211,6 +215,52 @@ impl RatesQuery {
     }
 }
 
+/// Rates that may be served, and for how many more seconds all of them stay
+/// fresh (the `Cache-Control: max-age`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    pub rates: Vec<Rate>,
+    pub fresh_for_secs: u64,
+}
+
+/// The edge's decision for `pairs` at `now`: every rate, or the reason none
+/// is served. A rate older than `max_rate_age` is never served: the whole
+/// answer is then `rates_stale`.
+pub fn serve(
+    table: &RateTable,
+    pairs: &[Pair],
+    now: Timestamp,
+    max_rate_age: Duration,
+) -> Result<Served, ApiError> {
+    let mut rates = Vec::with_capacity(pairs.len());
+    let mut fresh_for_secs = u64::MAX;
+    for &pair in pairs {
+        let rate = table
+            .rate(pair)
+            .map_err(|e| ApiError::new(ErrorCode::PairNotFound, e.to_string()))?;
+        match freshness::seconds_left(rate.timestamp, now, max_rate_age) {
+            Some(left) => fresh_for_secs = fresh_for_secs.min(left),
+            None => return Err(stale(rate.timestamp, max_rate_age)),
+        }
+        rates.push(rate);
+    }
+    Ok(Served {
+        rates,
+        fresh_for_secs,
+    })
+}
+
+/// `rates_stale`: the newest rates available date from `rate_time`.
+pub fn stale(rate_time: Timestamp, max_rate_age: Duration) -> ApiError {
+    ApiError::new(
+        ErrorCode::RatesStale,
+        format!(
+            "the newest rates available date from {rate_time}, older than {} seconds; try again shortly",
+            max_rate_age.as_secs()
+        ),
+    )
+}
+
 /// Appends `{"from":"USD","to":"JPY","price":0.71,"timestamp":"..."}`.
 pub fn push_rate_json(out: &mut String, rate: &Rate) {
     out.push_str(r#"{"from":""#);
@@ -252,6 +302,48 @@ mod tests {
 
     fn p(s: &str) -> Pair {
         Pair::parse(s).unwrap()
+    }
+
+    #[test]
+    fn serve_answers_fresh_rates_or_rates_stale_never_an_old_rate() {
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        let quote = |to: &str, stamp: &str| crate::Quote {
+            pair: Pair::new(Currency::USD, Currency::parse(to).unwrap()),
+            bid: 1.0,
+            ask: 1.2,
+            price: 1.1,
+            time_stamp: t(stamp),
+        };
+        let snapshot = crate::Snapshot::new(
+            1,
+            t("2026-11-24T10:00:00Z"),
+            vec![
+                quote("JPY", "2026-11-24T10:00:00Z"),
+                quote("EUR", "2026-11-24T09:58:00Z"),
+            ],
+        )
+        .unwrap();
+        let bytes = crate::table::encode(&snapshot);
+        let table = RateTable::decode(&bytes).unwrap();
+        let max = Duration::from_secs(300);
+        let at = t("2026-11-24T10:02:00Z");
+
+        let served = serve(&table, &[p("USDJPY")], at, max).unwrap();
+        assert_eq!(served.fresh_for_secs, 180);
+        // A cross takes its older leg's age: EUR's quote is 240 s old.
+        let served = serve(&table, &[p("USDJPY"), p("JPYEUR")], at, max).unwrap();
+        assert_eq!(served.rates.len(), 2);
+        assert_eq!(served.fresh_for_secs, 60);
+        // One stale pair refuses the whole answer.
+        let later = t("2026-11-24T10:03:30Z");
+        assert_eq!(
+            serve(&table, &[p("USDJPY")], later, max).unwrap().fresh_for_secs,
+            90
+        );
+        let e = serve(&table, &[p("USDJPY"), p("EURJPY")], later, max).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RatesStale);
+        let e = serve(&table, &[p("USDGBP")], at, max).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PairNotFound);
     }
 
     fn code_of(q: &str) -> ErrorCode {

@@ -10,10 +10,10 @@
 use edge_cache::{
     Refill, cached_table, forget_unfruitful_reads, may_read_valkey, note_unfruitful_read, refill_from_valkey,
 };
+use shared::Timestamp;
 use shared::api::{ApiError, ErrorCode, RETRY_AFTER_SECS, RatesQuery};
 use shared::freshness;
 use shared::table::RateTable;
-use shared::{Rate, Timestamp};
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
@@ -180,16 +180,6 @@ fn unavailable() -> ApiError {
     )
 }
 
-fn stale(rate_time: Timestamp, max_age: Duration) -> ApiError {
-    ApiError::new(
-        ErrorCode::RatesStale,
-        format!(
-            "the newest rates available date from {rate_time}, older than {} seconds; try again shortly",
-            max_age.as_secs()
-        ),
-    )
-}
-
 fn rates(query: &str) -> Answer {
     let query = match RatesQuery::parse(query) {
         Ok(q) => q,
@@ -208,26 +198,17 @@ fn rates(query: &str) -> Answer {
         RatesQuery::Single(p) => std::slice::from_ref(p),
         RatesQuery::Batch(ps) => ps.as_slice(),
     };
-    let mut found: Vec<Rate> = Vec::with_capacity(pairs.len());
-    let mut max_age_header = u64::MAX;
-    for &pair in pairs {
-        let rate = match table.rate(pair) {
-            Ok(r) => r,
-            Err(e) => return error_answer(&ApiError::new(ErrorCode::PairNotFound, e.to_string())),
-        };
-        match freshness::seconds_left(rate.timestamp, now, max_age) {
-            Some(left) => max_age_header = max_age_header.min(left),
-            None => return error_answer(&stale(rate.timestamp, max_age)),
-        }
-        found.push(rate);
-    }
+    let served = match shared::api::serve(&table, pairs, now, max_age) {
+        Ok(s) => s,
+        Err(e) => return error_answer(&e),
+    };
     let body = match query {
-        RatesQuery::Single(_) => shared::api::rate_json(&found[0]),
-        RatesQuery::Batch(_) => shared::api::rates_json(&found),
+        RatesQuery::Single(_) => shared::api::rate_json(&served.rates[0]),
+        RatesQuery::Batch(_) => shared::api::rates_json(&served.rates),
     };
     let mut a = json(200, body);
     a.headers
-        .push(("cache-control", format!("max-age={max_age_header}")));
+        .push(("cache-control", format!("max-age={}", served.fresh_for_secs)));
     a
 }
 
@@ -242,7 +223,7 @@ fn ready() -> Answer {
     };
     let oldest = table.oldest_quote();
     if !freshness::is_fresh(oldest, now, max_age) {
-        return error_answer(&stale(oldest, max_age));
+        return error_answer(&shared::api::stale(oldest, max_age));
     }
     let age = freshness::age(oldest, now).as_secs_f64();
     json(
