@@ -277,7 +277,13 @@ impl Valkey {
         }
     }
 
-    /// Starts it again on the same port.
+    /// Starts a stopped server again on the same port.
+    pub fn start_again(&mut self) {
+        assert!(self.proc.is_none(), "Valkey is running");
+        self.start_process();
+    }
+
+    /// Stops it and starts it again on the same port.
     pub fn restart(&mut self) {
         self.stop();
         self.start_process();

@@ -3,7 +3,7 @@
 use e2e::http::{self, Response};
 use e2e::{Shim, TempDir, Valkey, eventually, repo_root};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn wasm(name: &str) -> String {
     let p: PathBuf = repo_root()
@@ -393,12 +393,21 @@ fn resubscribes_after_valkey_restarts_and_serves_http_throughout() {
     let dir = TempDir::new("reconnect");
     let shim = start_probe(&valkey, &dir);
     shim.wait_subscribed();
-    valkey.restart();
-    // HTTP keeps answering while the trigger reconnects.
+    valkey.stop();
+    // HTTP keeps answering while Valkey is away and the trigger retries.
+    let noticed = eventually(Duration::from_secs(5), || {
+        assert_eq!(shim.get("/kv/get?key=probe:last").status, 200);
+        std::thread::sleep(Duration::from_millis(20));
+        shim.log()
+            .contains("redis trigger lost its connection")
+            .then_some(())
+    });
+    assert!(noticed.is_some(), "{}", shim.log());
     for _ in 0..10 {
         assert_eq!(shim.get("/kv/get?key=probe:last").status, 200);
         std::thread::sleep(Duration::from_millis(50));
     }
+    valkey.start_again();
     let resubscribed = eventually(Duration::from_secs(15), || {
         (shim.log().matches("subscribed to").count() >= 2).then_some(())
     });
@@ -421,9 +430,25 @@ fn sigterm_drains_and_exits_zero() {
     let dir = TempDir::new("term");
     let mut shim = start_probe(&valkey, &dir);
     assert_eq!(shim.get("/x").status, 200);
+    // A request in flight when SIGTERM arrives is finished, not cut off.
+    let addr = shim.addr();
+    let in_flight = std::thread::spawn(move || http::get(addr, "/sleep?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
     let status = shim
         .terminate(Duration::from_secs(15))
         .expect("exits after SIGTERM");
+    let r = in_flight.join().unwrap();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "slept 1500 ms"),
+        "{}",
+        shim.log()
+    );
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1000),
+        "exited before the request ended"
+    );
     assert!(status.success(), "{status:?}\n{}", shim.log());
     shim.assert_logged("shutting down");
 }
