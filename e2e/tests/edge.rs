@@ -211,6 +211,20 @@ fn concurrent_first_requests_to_a_new_instance_are_all_answered() {
 }
 
 #[test]
+fn a_malformed_age_variable_fails_loudly_not_on_a_default() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let shim = Shim::start_app_with(&valkey, &valkey.url(), &["--variable", "max_rate_age=5m"]);
+    for target in ["/rates?from=USD&to=JPY", "/readyz"] {
+        let r = shim.get(target);
+        assert_eq!(r.status, 500, "{target}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    shim.assert_logged("variable max_rate_age must be a whole number of seconds");
+}
+
+#[test]
 fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);

@@ -125,12 +125,17 @@ fn error_answer(e: &ApiError) -> Answer {
     a
 }
 
-/// A numeric variable, or its default when unset or unparsable.
+/// A whole number of seconds from a variable, or `default` when it is unset.
+/// Any other value is a deployment mistake: the request fails (500) with the
+/// variable named in the log, rather than running on a silent default.
 fn seconds_variable(name: &str, default: u64) -> Duration {
-    let secs = spin_sdk::variables::get(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default);
+    let secs = match spin_sdk::variables::get(name) {
+        Err(_) => default,
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("variable {name} must be a whole number of seconds, not {v:?}")),
+    };
     Duration::from_secs(secs)
 }
 
