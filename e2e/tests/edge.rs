@@ -308,8 +308,8 @@ fn survives_valkey_going_away_and_recovers_without_restarts() {
     // Cached rates keep being served while fresh...
     let r = shim.get("/rates?from=USD&to=JPY");
     assert_eq!(r.status, 200, "{}", r.text());
-    // ...and, though every request finds them due for a refill, the failing
-    // Valkey is read at most once per 2 s.
+    // ...and, though every request finds them due for a refill (Valkey's
+    // snapshot was no fresher), the failing Valkey is read at most once per 2 s.
     let burst = Instant::now();
     for _ in 0..50 {
         assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
@@ -317,7 +317,7 @@ fn survives_valkey_going_away_and_recovers_without_restarts() {
     let secs = burst.elapsed().as_secs_f64();
     let reads = shim.log().matches("could not refill the cache").count();
     assert!(
-        (1..=2 + (secs / 2.0) as usize).contains(&reads),
+        reads <= 2 + (secs / 2.0) as usize,
         "{reads} Valkey reads in {secs:.2} s while it was down"
     );
     // ...then the edge says they are stale, never older rates, never a non-JSON 5xx.

@@ -197,15 +197,22 @@ fn hostile_requests_get_clear_answers_and_bounded_resources() {
         format!("GET /healthz HTTP/1.1\r\nhost: a\r\n{many}\r\n").as_bytes(),
     );
     assert_eq!(status, 431);
-    let huge = format!(
-        "GET /healthz HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n",
-        "y".repeat(1 << 20)
-    );
-    let (status, _) = raw(addr, huge.as_bytes());
-    assert!(
-        status == 431 || status == 0,
-        "a 1 MiB header is refused (got {status})"
-    );
+    // The shim buffers about 64 KiB of request head (a last read may take
+    // it to twice that), where the HTTP layer's default would take 400 KiB:
+    // past it, 431 and the connection closes. A client still sending may
+    // see the reset before that answer (status 0 here); it is never served.
+    for size in [200 << 10, 1 << 20] {
+        let big = format!(
+            "GET /healthz HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n",
+            "y".repeat(size)
+        );
+        let (status, _) = raw(addr, big.as_bytes());
+        assert!(
+            status == 431 || status == 0,
+            "a {} KiB header is refused (got {status})",
+            size >> 10
+        );
+    }
 
     // A slow client is cut off after the header read timeout.
     let started = Instant::now();

@@ -168,6 +168,9 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
     serve(listener, trigger, &opts, shutdown).await
 }
 
+/// Bytes of request head one connection may buffer.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 async fn serve(
     listener: tokio::net::TcpListener,
     trigger: Arc<HttpTrigger>,
@@ -181,6 +184,10 @@ async fn serve(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
         .max_headers(100)
+        // About the most a connection buffers of a request's head (a last
+        // read may take it to twice this): past it, 431 and the connection
+        // closes.
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

@@ -153,29 +153,32 @@ fn load_table(now: Timestamp) -> Option<Vec<u8>> {
         None
     });
     let revalidate_age = seconds_variable("revalidate_age", 250);
-    let due = match cached.as_deref().map(RateTable::decode) {
+    let due = |table: Option<&[u8]>| match table.map(RateTable::decode) {
         Some(Ok(t)) => freshness::age(t.oldest_quote(), now) > revalidate_age,
         _ => true,
     };
-    if !due || !may_read_valkey(&store, now, VALKEY_READ_EVERY_MS) {
+    if !due(cached.as_deref()) || !may_read_valkey(&store, now, VALKEY_READ_EVERY_MS) {
         return cached;
     }
-    match refill_from_valkey(&store) {
+    let table = match refill_from_valkey(&store) {
         Ok((Refill::Stored { seq }, table)) => {
             eprintln!("rates-http: cache refilled from Valkey with seq {seq}");
-            forget_unfruitful_reads(&store);
             table
         }
-        Ok((Refill::Kept, table)) => {
-            note_unfruitful_read(&store, now);
-            table
-        }
+        // Another request may have filled the cache meanwhile.
+        Ok((Refill::Kept, table)) => table,
         Err(e) => {
             eprintln!("rates-http: could not refill the cache: {e}");
-            note_unfruitful_read(&store, now);
             cached
         }
+    };
+    // Only a read that leaves the cache due pauses the next ones.
+    if due(table.as_deref()) {
+        note_unfruitful_read(&store, now);
+    } else {
+        forget_unfruitful_reads(&store);
     }
+    table
 }
 
 fn unavailable() -> ApiError {
