@@ -19,6 +19,7 @@ port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if command -v valkey-server >/dev/null; then VALKEY=valkey-server
 elif command -v redis-server >/dev/null; then VALKEY=redis-server
 else fail "neither valkey-server nor redis-server is installed (Debian: sudo apt-get install redis-server)"; fi
+command -v curl >/dev/null || fail "curl is not installed (Debian: sudo apt-get install curl); it checks that the edge is ready"
 for b in refresher one-frame runtime-shim; do
   [ -x "$BIN/$b" ] || fail "$BIN/$b is missing: run 'make build'"
 done
