@@ -18,6 +18,16 @@ fn fast(extra: &[&'static str]) -> Vec<&'static str> {
     FAST.iter().chain(extra).copied().collect()
 }
 
+/// Valkey and the emulator, after one successful refresh; its stored bytes.
+fn stack_with_a_snapshot() -> (Valkey, OneFrame, Vec<u8>) {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    let run = refresh(&valkey, &one_frame, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.log);
+    let stored = valkey.get("rates").expect("a stored snapshot");
+    (valkey, one_frame, stored)
+}
+
 #[test]
 fn stores_all_usd_legs_and_publishes_the_seq() {
     let valkey = Valkey::start();
@@ -55,10 +65,7 @@ fn stores_all_usd_legs_and_publishes_the_seq() {
 
 #[test]
 fn every_upstream_failure_keeps_the_stored_snapshot_and_exits_non_zero() {
-    let valkey = Valkey::start();
-    let one_frame = OneFrame::start(&[]);
-    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
-    let good = valkey.get("rates").expect("first snapshot");
+    let (valkey, one_frame, good) = stack_with_a_snapshot();
 
     let cases: [(&str, i32); 8] = [
         (r#"{"mode":"http500"}"#, 1),
@@ -90,10 +97,7 @@ fn every_upstream_failure_keeps_the_stored_snapshot_and_exits_non_zero() {
 
 #[test]
 fn an_old_answer_is_refused_but_kept_snapshot_stays() {
-    let valkey = Valkey::start();
-    let one_frame = OneFrame::start(&[]);
-    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
-    let good = valkey.get("rates").unwrap();
+    let (valkey, one_frame, good) = stack_with_a_snapshot();
     // Rates stamped 10 minutes ago are accepted by the refresher (the edge
     // decides what is too old to serve) but must still be complete.
     one_frame.fault(r#"{"mode":"missing_pairs","clock_offset_s":-600}"#);
@@ -158,10 +162,7 @@ fn retries_count_against_the_quota_and_stop_at_it() {
 
 #[test]
 fn quota_reached_answered_with_http_400_still_ends_the_day() {
-    let valkey = Valkey::start();
-    let one_frame = OneFrame::start(&[]);
-    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
-    let stored = valkey.get("rates").unwrap();
+    let (valkey, one_frame, stored) = stack_with_a_snapshot();
     one_frame.fault(r#"{"mode":"error","message":"Quota reached","status":400}"#);
     let run = refresh(&valkey, &one_frame, &fast(&[]));
     assert_eq!(run.code, Some(4), "{}", run.log);
@@ -266,10 +267,7 @@ fn a_later_fetch_wins_even_when_valkey_restarted_its_seq() {
 
 #[test]
 fn a_hanging_one_frame_is_cut_off_by_the_deadline() {
-    let valkey = Valkey::start();
-    let one_frame = OneFrame::start(&[]);
-    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
-    let good = valkey.get("rates").unwrap();
+    let (valkey, one_frame, good) = stack_with_a_snapshot();
     one_frame.fault(r#"{"mode":"hang"}"#);
     let run = refresh(
         &valkey,
