@@ -473,12 +473,23 @@ impl Shim {
         self.proc.log()
     }
 
+    /// Waits until the log contains `needle`; panics, showing the log, after `limit`.
+    #[track_caller]
+    pub fn wait_logged(&self, needle: &str, limit: Duration) {
+        eventually(limit, || self.log().contains(needle).then_some(()))
+            .unwrap_or_else(|| panic!("{needle:?} not logged within {limit:?}:\n{}", self.log()));
+    }
+
     /// Waits until the Redis trigger has subscribed (panics after 10 s).
+    #[track_caller]
     pub fn wait_subscribed(&self) {
-        eventually(Duration::from_secs(10), || {
-            self.log().contains("subscribed").then_some(())
-        })
-        .unwrap_or_else(|| panic!("the Redis trigger did not subscribe:\n{}", self.log()));
+        self.wait_logged("subscribed", Duration::from_secs(10));
+    }
+
+    /// The `seq` of the snapshot `/readyz` reports, while it answers 200.
+    pub fn seq_served(&self) -> Option<u64> {
+        let r = self.get("/readyz");
+        (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
     }
 
     /// Panics, showing the whole log, unless the log contains `needle`.

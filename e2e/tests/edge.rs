@@ -19,11 +19,6 @@ fn assert_rate(v: &serde_json::Value, snapshot: &Snapshot, p: &str) {
     assert_eq!(v["timestamp"], expected.timestamp.to_rfc3339(), "{p}: {v}");
 }
 
-fn seq_served(shim: &Shim) -> Option<u64> {
-    let r = shim.get("/readyz");
-    (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
-}
-
 /// A snapshot whose quotes are all `age` old.
 fn aged_snapshot(seq: u64, age: Duration) -> Snapshot {
     let now = Timestamp::now();
@@ -163,7 +158,7 @@ fn unavailable_before_the_first_refresh_then_new_snapshots_propagate() {
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let first = stored_snapshot(&valkey).unwrap().seq;
     eventually(Duration::from_secs(5), || {
-        (seq_served(&shim) == Some(first)).then_some(())
+        (shim.seq_served() == Some(first)).then_some(())
     })
     .expect("first seq served");
 
@@ -173,7 +168,7 @@ fn unavailable_before_the_first_refresh_then_new_snapshots_propagate() {
     let second = stored_snapshot(&valkey).unwrap();
     assert!(second.seq > first);
     eventually(Duration::from_secs(1), || {
-        (seq_served(&shim) == Some(second.seq)).then_some(())
+        (shim.seq_served() == Some(second.seq)).then_some(())
     })
     .expect("the new seq is served within a second, without a restart");
     println!(
@@ -231,7 +226,7 @@ fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let shims: Vec<Shim> = (0..3).map(|_| Shim::start_app(&valkey)).collect();
     for s in &shims {
-        eventually(Duration::from_secs(5), || seq_served(s)).expect("serving");
+        eventually(Duration::from_secs(5), || s.seq_served()).expect("serving");
         s.wait_subscribed();
     }
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
@@ -239,7 +234,7 @@ fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
     let seq = stored_snapshot(&valkey).unwrap().seq;
     for (i, s) in shims.iter().enumerate() {
         eventually(Duration::from_secs(2), || {
-            (seq_served(s) == Some(seq)).then_some(())
+            (s.seq_served() == Some(seq)).then_some(())
         })
         .unwrap_or_else(|| panic!("shim {i} did not serve seq {seq}:\n{}", s.log()));
     }
@@ -253,7 +248,7 @@ fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
 
     // Started after the publish: nothing to receive, it reads Valkey on its first miss.
     let late = Shim::start_app(&valkey);
-    assert_eq!(seq_served(&late), Some(seq));
+    assert_eq!(late.seq_served(), Some(seq));
     late.assert_logged("refilled from Valkey");
 }
 
@@ -338,7 +333,7 @@ fn survives_valkey_going_away_and_recovers_without_restarts() {
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let seq = stored_snapshot(&valkey).unwrap().seq;
     eventually(Duration::from_secs(15), || {
-        (seq_served(&shim) == Some(seq)).then_some(())
+        (shim.seq_served() == Some(seq)).then_some(())
     })
     .unwrap_or_else(|| panic!("fresh again without a restart:\n{}", shim.log()));
     assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
@@ -351,13 +346,13 @@ fn invalid_data_in_valkey_never_replaces_the_cache() {
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let good = stored_snapshot(&valkey).unwrap();
     let shim = Shim::start_app(&valkey);
-    assert_eq!(seq_served(&shim), Some(good.seq));
+    assert_eq!(shim.seq_served(), Some(good.seq));
     for bad in [&b"not json"[..], br#"{"schema":2,"seq":99}"#] {
         valkey.set("rates", bad);
         valkey.publish("rates_updated", "99");
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(seq_served(&shim), Some(good.seq));
+    assert_eq!(shim.seq_served(), Some(good.seq));
     assert_rate(&shim.get("/rates?from=USD&to=JPY").json(), &good, "USDJPY");
     shim.assert_logged("invalid");
 }

@@ -307,18 +307,14 @@ fn the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs() {
     assert_eq!(first.code, Some(0), "{}", first.log);
     let seq = stored_snapshot(&valkey).unwrap().seq;
     eventually(Duration::from_secs(5), || {
-        let r = shim.get("/readyz");
-        (r.status == 200 && r.json()["seq"].as_u64() == Some(seq)).then_some(())
+        (shim.seq_served() == Some(seq)).then_some(())
     })
     .unwrap_or_else(|| panic!("the edge serves with its ACL user:\n{}", shim.log()));
     // A second refresh reaches it through rates_updated (SUBSCRIBE allowed).
     let second = refresher_once(&refresher_args, &env, Duration::from_secs(30));
     assert_eq!(second.code, Some(0));
     let seq2 = stored_snapshot(&valkey).unwrap().seq;
-    eventually(Duration::from_secs(5), || {
-        (shim.log().contains(&format!("cached snapshot seq {seq2}"))).then_some(())
-    })
-    .unwrap_or_else(|| panic!("{}", shim.log()));
+    shim.wait_logged(&format!("cached snapshot seq {seq2}"), Duration::from_secs(5));
 
     // A failing refresher and a bad token, then grep every log.
     let failing = refresher_once(

@@ -116,10 +116,7 @@ source = "{http}"
         assert_eq!(r.error_code(), "not_found");
     }
     // Access log lines are written in batches, within 50 ms.
-    let logged = eventually(Duration::from_secs(2), || {
-        shim.log().contains("GET /api/v1/x 200").then_some(())
-    });
-    assert!(logged.is_some(), "access log line:\n{}", shim.log());
+    shim.wait_logged("GET /api/v1/x 200", Duration::from_secs(2));
 }
 
 #[test]

@@ -25,8 +25,7 @@ const URL: &str = "/rates?from=USD&to=JPY";
 /// Milliseconds from `since` until `shim` serves snapshot `seq` (panics after 5 s).
 fn wait_for_seq(shim: &Shim, seq: u64, since: Instant) -> f64 {
     loop {
-        let r = shim.get("/readyz");
-        if r.status == 200 && r.json()["seq"].as_u64() == Some(seq) {
+        if shim.seq_served() == Some(seq) {
             return since.elapsed().as_secs_f64() * 1000.0;
         }
         assert!(since.elapsed() < Duration::from_secs(5), "seq {seq} never served");
