@@ -3,7 +3,7 @@
 
 use e2e::http;
 use e2e::{OneFrame, Shim, Valkey, eventually, refresh, stored_snapshot};
-use shared::{Currency, Pair, Quote, Snapshot, Timestamp};
+use shared::{Currency, Pair, Snapshot, Timestamp};
 use std::time::{Duration, Instant};
 
 fn pair(s: &str) -> Pair {
@@ -19,22 +19,10 @@ fn assert_rate(v: &serde_json::Value, snapshot: &Snapshot, p: &str) {
     assert_eq!(v["timestamp"], expected.timestamp.to_rfc3339(), "{p}: {v}");
 }
 
-/// A snapshot whose quotes are all `age` old.
+/// A snapshot taken now whose quotes are all `age` old.
 fn aged_snapshot(seq: u64, age: Duration) -> Snapshot {
     let now = Timestamp::now();
-    let stamp = now.minus(age);
-    let quotes = ["JPY", "EUR", "GBP"]
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Quote {
-            pair: Pair::new(Currency::USD, Currency::parse(c).unwrap()),
-            bid: 0.5,
-            ask: 0.6,
-            price: 0.55 + i as f64 / 10.0,
-            time_stamp: stamp,
-        })
-        .collect();
-    Snapshot::new(seq, now, quotes).unwrap()
+    e2e::snapshot_stamped(seq, now, now.minus(age))
 }
 
 #[test]

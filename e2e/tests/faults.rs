@@ -45,18 +45,7 @@ fn valkey_restart_under_steady_traffic_fails_no_request() {
     let one_frame = OneFrame::start(&[]);
     // Quotes 293 s old: they turn stale a few seconds into the outage.
     let now = Timestamp::now();
-    let mut old = Snapshot::new(
-        1,
-        now,
-        vec![shared::Quote {
-            pair: shared::Pair::parse("USDJPY").unwrap(),
-            bid: 0.5,
-            ask: 0.7,
-            price: 0.6,
-            time_stamp: now.minus(Duration::from_secs(293)),
-        }],
-    )
-    .unwrap();
+    let old = e2e::snapshot_stamped(1, now, now.minus(Duration::from_secs(293)));
     valkey.set("rates", &old.encode());
     let shim = Shim::start_app(&valkey);
     assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
@@ -75,7 +64,6 @@ fn valkey_restart_under_steady_traffic_fails_no_request() {
         valkey.stop();
         std::thread::sleep(Duration::from_secs(9)); // past the 300 s mark
         valkey.restart();
-        old.seq = 2;
         assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
         let fresh = eventually(Duration::from_secs(15), || {
             (shim.get("/rates?from=USD&to=JPY").status == 200).then_some(())

@@ -22,7 +22,7 @@ use refresher::store::SnapshotStore;
 use shared::api::ErrorCode;
 use shared::freshness::{self, DEFAULT_MAX_RATE_AGE};
 use shared::table::{self, RateTable};
-use shared::{Currency, Pair, Quote, Snapshot, Timestamp};
+use shared::{Currency, Pair, Snapshot, Timestamp};
 use std::future::Future;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -329,28 +329,13 @@ fn a_simulated_day_keeps_rates_fresh_and_calls_within_budget() {
     );
 }
 
-/// A snapshot of the three USD legs, every quote stamped `stamp`.
-fn snapshot_stamped(seq: u64, stamp: Timestamp) -> Snapshot {
-    let quotes = ["EUR", "JPY", "GBP"]
-        .iter()
-        .map(|c| Quote {
-            pair: Pair::new(Currency::USD, Currency::parse(c).unwrap()),
-            bid: 1.0,
-            ask: 1.2,
-            price: 1.1,
-            time_stamp: stamp,
-        })
-        .collect();
-    Snapshot::new(seq, stamp, quotes).unwrap()
-}
-
 #[test]
 fn served_share_counts_the_minutes_the_edge_would_serve() {
     let t = |s: u64| Timestamp::from_unix_millis(1_800_000_000_000).plus(Duration::from_secs(s));
     // Quotes from 30 s serve the minutes 0..=300 (6); from 590 s, 600..=840 (5).
     let changes = [
-        (t(0), snapshot_stamped(1, t(30))),
-        (t(600), snapshot_stamped(2, t(590))),
+        (t(0), e2e::snapshot_stamped(1, t(30), t(30))),
+        (t(600), e2e::snapshot_stamped(2, t(590), t(590))),
     ];
     let share = served_share(&changes, t(0), t(1020));
     assert!((share - 11.0 / 17.0).abs() < 1e-9, "{share}");
