@@ -15,3 +15,12 @@ pub mod load;
 mod procs;
 
 pub use procs::*;
+
+/// A setting of the benchmark tools from the environment: `name` parsed, or
+/// `default` when it is unset or unparsable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

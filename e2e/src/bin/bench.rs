@@ -33,15 +33,6 @@ fn wait_for_seq(shim: &Shim, seq: u64, since: Instant) -> f64 {
     }
 }
 
-fn seconds(var: &str, default: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default),
-    )
-}
-
 /// Runs `cmd` to completion and returns its peak RSS in KiB (from wait4).
 // The child is reaped by wait4, which clippy cannot see.
 #[allow(clippy::zombie_processes)]
@@ -110,8 +101,8 @@ struct Row {
 }
 
 fn main() {
-    let warmup = seconds("BENCH_WARMUP", 2);
-    let duration = seconds("BENCH_SECONDS", 10);
+    let warmup = Duration::from_secs(e2e::env_or("BENCH_WARMUP", 2));
+    let duration = Duration::from_secs(e2e::env_or("BENCH_SECONDS", 10));
     let rate: u32 = 2_000;
     eprintln!("bench: starting the stack");
     let valkey = Valkey::start();

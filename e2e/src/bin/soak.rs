@@ -7,16 +7,9 @@
 //! SOAK_REFRESH_EVERY (5s).
 
 use e2e::load::{self, Target};
-use e2e::{OneFrame, Proc, Shim, TempDir, Valkey, bin, refresh};
+use e2e::{OneFrame, Proc, Shim, TempDir, Valkey, bin, env_or, refresh};
 use std::process::Command;
 use std::time::Duration;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let total: u64 = env_or("SOAK_SECONDS", 600);
