@@ -33,23 +33,24 @@ fn wait_for_seq(shim: &Shim, seq: u64, since: Instant) -> f64 {
     }
 }
 
-/// Runs `cmd` to completion and returns its peak RSS in KiB (from wait4).
-// The child is reaped by wait4, which clippy cannot see.
-#[allow(clippy::zombie_processes)]
+/// Runs `cmd` to completion; returns its exit code and its peak RSS in KiB,
+/// sampled every millisecond from its own `/proc` status (so a peak in its
+/// last millisecond can be missed). wait4's `ru_maxrss` is no use here: it
+/// also counts this process's memory, which the child holds until it execs.
 fn run_measuring_rss(cmd: &mut Command) -> (i32, u64) {
-    let child = cmd
+    let mut child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: `pid` is our un-reaped child; the pointers are valid for the call.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
-    (libc::WEXITSTATUS(status), usage.ru_maxrss as u64)
+    let mut peak = 0;
+    loop {
+        peak = peak.max(e2e::memory_kib(child.id(), "VmHWM"));
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (status.code().unwrap_or(-1), peak);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
