@@ -36,6 +36,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     RatesUnavailable,
     RatesStale,
+    /// The service is misconfigured or failed; the cause is in its log.
+    Internal,
 }
 
 impl ErrorCode {
@@ -45,6 +47,7 @@ impl ErrorCode {
             ErrorCode::PairNotFound | ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RatesUnavailable | ErrorCode::RatesStale => 503,
+            ErrorCode::Internal => 500,
         }
     }
 
@@ -57,6 +60,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RatesUnavailable => "rates_unavailable",
             ErrorCode::RatesStale => "rates_stale",
+            ErrorCode::Internal => "internal_error",
         }
     }
 }

@@ -82,9 +82,20 @@ fn method_name(m: &Method) -> &str {
     }
 }
 
+/// Hands the answer to the host. The whole body is queued and finished
+/// *before* the response is set, with a `content-length`: the host then has
+/// the head and the body at once and sends them in one write. Setting the
+/// response first (the usual order) lets a host send the head alone; on a
+/// listener without `TCP_NODELAY`, as Spin's is, the body then waits for the
+/// client's delayed ACK, about 40 ms on Linux (README, "Performance").
 fn write(out: ResponseOutparam, answer: Answer, head: bool) {
-    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(answer.headers.len() + 1);
+    let body_bytes = answer.body.into_bytes();
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(answer.headers.len() + 2);
     entries.push(("content-type".into(), b"application/json".to_vec()));
+    if !head {
+        // A HEAD answer writes no body, so it may not promise a length.
+        entries.push(("content-length".into(), body_bytes.len().to_string().into_bytes()));
+    }
     entries.extend(
         answer
             .headers
@@ -95,16 +106,33 @@ fn write(out: ResponseOutparam, answer: Answer, head: bool) {
     let response = OutgoingResponse::new(headers);
     let _ = response.set_status_code(answer.status);
     let body = response.body().expect("a new response has a body");
+    if head {
+        let _ = OutgoingBody::finish(body, None);
+        out.set(response);
+        return;
+    }
+    let stream = body.write().expect("a new body has a stream");
+    // A stream takes as much as `check_write` allows without blocking; the
+    // host reads nothing before the response is set, so only a body that
+    // fits at once can go first. Anything larger streams after the head.
+    let fits = stream.check_write().is_ok_and(|n| n >= body_bytes.len() as u64);
+    if fits {
+        if let Err(e) = stream.write(&body_bytes) {
+            eprintln!("rates-http: the host refused the answer's body: {e:?}");
+        }
+        drop(stream);
+        let _ = OutgoingBody::finish(body, None);
+        out.set(response);
+        return;
+    }
     out.set(response);
-    if !head {
-        let stream = body.write().expect("a new body has a stream");
-        for chunk in answer.body.as_bytes().chunks(WRITE_CHUNK) {
-            if let Err(e) = stream.blocking_write_and_flush(chunk) {
-                eprintln!("rates-http: the client went away while the answer was written: {e:?}");
-                return;
-            }
+    for chunk in body_bytes.chunks(WRITE_CHUNK) {
+        if let Err(e) = stream.blocking_write_and_flush(chunk) {
+            eprintln!("rates-http: the client went away while the answer was written: {e:?}");
+            return;
         }
     }
+    drop(stream);
     let _ = OutgoingBody::finish(body, None);
 }
 
@@ -126,21 +154,33 @@ fn error_answer(e: &ApiError) -> Answer {
 }
 
 /// A whole number of seconds from a variable, or `default` when it is unset.
-/// Any other value is a deployment mistake: the request fails (500) with the
-/// variable named in the log, rather than running on a silent default.
-fn seconds_variable(name: &str, default: u64) -> Duration {
+/// Any other value is a deployment mistake: the request fails with a JSON
+/// 500 and the variable is named in the log, rather than running on a silent
+/// default. (Answered by the component itself, so every host says the same.)
+fn seconds_variable(name: &str, default: u64) -> Result<Duration, ApiError> {
     let secs = match spin_sdk::variables::get(name) {
         Err(_) => default,
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("variable {name} must be a whole number of seconds, not {v:?}")),
+        Ok(v) => v.trim().parse().map_err(|_| {
+            eprintln!("rates-http: variable {name} must be a whole number of seconds, not {v:?}");
+            ApiError::new(
+                ErrorCode::Internal,
+                "the service is misconfigured; the cause is in its log",
+            )
+        })?,
     };
-    Duration::from_secs(secs)
+    Ok(Duration::from_secs(secs))
+}
+
+/// `max_rate_age` and `revalidate_age`.
+fn ages() -> Result<(Duration, Duration), ApiError> {
+    Ok((
+        seconds_variable("max_rate_age", 300)?,
+        seconds_variable("revalidate_age", 250)?,
+    ))
 }
 
 /// The cached table, refilled from Valkey when missing or due.
-fn load_table(now: Timestamp) -> Option<Vec<u8>> {
+fn load_table(now: Timestamp, revalidate_age: Duration) -> Option<Vec<u8>> {
     let store = match Store::open_default() {
         Ok(s) => s,
         Err(e) => {
@@ -152,7 +192,6 @@ fn load_table(now: Timestamp) -> Option<Vec<u8>> {
         eprintln!("rates-http: {e}");
         None
     });
-    let revalidate_age = seconds_variable("revalidate_age", 250);
     let due = |table: Option<&[u8]>| match table.map(RateTable::decode) {
         Some(Ok(t)) => freshness::age(t.oldest_quote(), now) > revalidate_age,
         _ => true,
@@ -193,14 +232,17 @@ fn rates(query: &str) -> Answer {
         Ok(q) => q,
         Err(e) => return error_answer(&e),
     };
+    let (max_age, revalidate_age) = match ages() {
+        Ok(a) => a,
+        Err(e) => return error_answer(&e),
+    };
     let now = Timestamp::now();
-    let Some(bytes) = load_table(now) else {
+    let Some(bytes) = load_table(now, revalidate_age) else {
         return error_answer(&unavailable());
     };
     let Ok(table) = RateTable::decode(&bytes) else {
         return error_answer(&unavailable());
     };
-    let max_age = seconds_variable("max_rate_age", 300);
 
     let pairs = match &query {
         RatesQuery::Single(p) => std::slice::from_ref(p),
@@ -221,9 +263,12 @@ fn rates(query: &str) -> Answer {
 }
 
 fn ready() -> Answer {
+    let (max_age, revalidate_age) = match ages() {
+        Ok(a) => a,
+        Err(e) => return error_answer(&e),
+    };
     let now = Timestamp::now();
-    let max_age = seconds_variable("max_rate_age", 300);
-    let Some(bytes) = load_table(now) else {
+    let Some(bytes) = load_table(now, revalidate_age) else {
         return error_answer(&unavailable());
     };
     let Ok(table) = RateTable::decode(&bytes) else {
