@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 EDGE_COMPONENTS := -p rates-http -p rates-sync
-FIXTURE_COMPONENTS := -p probe-http -p probe-redis
+FIXTURE_COMPONENTS := -p probe-http -p probe-redis -p floor-http
 
 .PHONY: build wasm up test test-rust check-manifests lint audit audit-advisories fmt bench soak fuzz clean
 
@@ -26,6 +26,9 @@ test: build check-manifests test-rust
 # The simulated day runs on its own so that its figures (calls, share of the
 # day with fresh rates) are printed.
 test-rust:
+	@if [ -z "$$SPIN" ] && ! command -v spin >/dev/null; then \
+		echo "!!! make test: no real Spin found (set SPIN=/path/to/spin or put spin on PATH): the edge suite runs on runtime-shim only" >&2; \
+	fi
 	$(CARGO) build --target $(WASM_TARGET) -p forex-shared
 	$(CARGO) test -- --skip a_simulated_day
 	$(CARGO) test -p e2e --test simulated_day -- --show-output

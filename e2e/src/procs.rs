@@ -80,10 +80,19 @@ impl Drop for TempDir {
 pub struct Proc {
     child: Option<Child>,
     log: PathBuf,
+    /// The child leads a process group of its own, stopped as a whole.
+    group: bool,
 }
 
 impl Proc {
     pub fn spawn(cmd: &mut Command, log: PathBuf) -> Proc {
+        Proc::spawn_group(cmd, log, false)
+    }
+
+    /// As [`Proc::spawn`]; with `group`, the command must have been given a
+    /// process group of its own (`process_group(0)`), and stopping the
+    /// `Proc` stops every process in it.
+    pub fn spawn_group(cmd: &mut Command, log: PathBuf, group: bool) -> Proc {
         let out = File::create(&log).expect("create log");
         let err = out.try_clone().expect("clone log handle");
         let child = cmd
@@ -95,6 +104,7 @@ impl Proc {
         Proc {
             child: Some(child),
             log,
+            group,
         }
     }
 
@@ -119,6 +129,12 @@ impl Proc {
 
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            if self.group {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", c.id())])
+                    .stderr(Stdio::null())
+                    .status();
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -398,26 +414,118 @@ pub fn refresh(valkey: &Valkey, one_frame: &OneFrame, extra: &[&str]) -> Run {
     refresher_once(&args, &[], Duration::from_secs(60))
 }
 
-/// `runtime-shim up` serving a manifest.
-pub struct Shim {
-    pub port: u16,
-    proc: Proc,
-    _dir: TempDir,
+/// The host that runs the edge's `spin.toml`: runtime-shim, or a real Spin
+/// (`spin up`), the runtime production uses inside containerd-shim-spin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    Shim,
+    Spin(PathBuf),
 }
+
+impl Host {
+    /// A real Spin found the way a user's machine finds it: `SPIN` (a path),
+    /// else `spin` on `PATH`. `None` when there is none.
+    pub fn spin() -> Option<Host> {
+        if let Some(p) = std::env::var_os("SPIN").filter(|p| !p.is_empty()) {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "SPIN={} is not a file", p.display());
+            return Some(Host::Spin(p));
+        }
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|d| d.join("spin"))
+            .find(|p| p.is_file())
+            .map(Host::Spin)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Host::Shim => "runtime-shim",
+            Host::Spin(_) => "spin",
+        }
+    }
+
+    pub fn is_spin(&self) -> bool {
+        matches!(self, Host::Spin(_))
+    }
+
+    /// Whether `log` shows the Redis trigger subscribed. runtime-shim logs
+    /// "subscribed"; Spin prints `\t<address>/<channel>: [<components>]` once
+    /// the SUBSCRIBE has been answered.
+    pub fn has_subscribed(&self, log: &str) -> bool {
+        match self {
+            Host::Shim => log.contains(SHIM_SUBSCRIBED),
+            Host::Spin(_) => log.lines().any(|l| l.starts_with('\t') && l.ends_with(']')),
+        }
+    }
+}
+
+/// What runtime-shim logs once it listens, and once its Redis trigger subscribed.
+pub const SHIM_READY: &str = " ready on http://";
+pub const SHIM_SUBSCRIBED: &str = "subscribed";
+/// What `spin up` prints once its HTTP trigger listens.
+pub const SPIN_READY: &str = "Serving http://";
+
+/// Runs `test` on runtime-shim and, as a second module, on a real Spin when
+/// one is found ([`Host::spin`]); without one the Spin variants pass after
+/// saying so (`make test` says it once, loudly).
+#[macro_export]
+macro_rules! on_both_hosts {
+    ($($test:ident),* $(,)?) => {
+        mod on_shim {
+            $( #[test] fn $test() { super::$test(&$crate::Host::Shim) } )*
+        }
+        mod on_spin {
+            $(
+                #[test]
+                fn $test() {
+                    match $crate::Host::spin() {
+                        Some(host) => super::$test(&host),
+                        None => eprintln!("no real Spin (SPIN or spin on PATH): skipped"),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// The edge (or any manifest) served by a [`Host`] on a free loopback port.
+pub struct Edge {
+    pub port: u16,
+    pub host: Host,
+    manifest: PathBuf,
+    args: Vec<String>,
+    proc: Proc,
+    dir: TempDir,
+}
+
+/// Most of the harness predates [`Host`]: a `Shim` is an [`Edge`].
+pub type Shim = Edge;
 
 /// The compile cache shared by every shim a test run starts.
 pub fn shim_cache_dir() -> PathBuf {
     profile_dir().join("shim-cache")
 }
 
-impl Shim {
-    /// The product: the repository's `spin.toml` against `valkey`.
-    pub fn start_app(valkey: &Valkey) -> Shim {
-        Shim::start_app_with(valkey, &valkey.url(), &[])
+impl Edge {
+    /// The product: the repository's `spin.toml` against `valkey`, on runtime-shim.
+    pub fn start_app(valkey: &Valkey) -> Edge {
+        Edge::app_on(&Host::Shim, valkey)
     }
 
-    /// The product with the component URL `valkey_url` and extra flags.
-    pub fn start_app_with(valkey: &Valkey, valkey_url: &str, extra: &[&str]) -> Shim {
+    /// The product on runtime-shim with the component URL `valkey_url` and extra flags.
+    pub fn start_app_with(valkey: &Valkey, valkey_url: &str, extra: &[&str]) -> Edge {
+        Edge::app_on_with(&Host::Shim, valkey, valkey_url, extra)
+    }
+
+    /// The product on `host`.
+    pub fn app_on(host: &Host, valkey: &Valkey) -> Edge {
+        Edge::app_on_with(host, valkey, &valkey.url(), &[])
+    }
+
+    /// The product on `host` with the component URL `valkey_url` and extra
+    /// flags (`--variable` works on both hosts).
+    pub fn app_on_with(host: &Host, valkey: &Valkey, valkey_url: &str, extra: &[&str]) -> Edge {
         let mut args: Vec<String> = vec![
             "--variable".into(),
             format!("valkey_url={valkey_url}"),
@@ -425,40 +533,83 @@ impl Shim {
             format!("valkey_host={}", valkey.host()),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Shim::start(&repo_root().join("spin.toml"), &args)
-            .unwrap_or_else(|log| panic!("shim did not start:\n{log}"))
+        Edge::start_on(host, &repo_root().join("spin.toml"), &args)
+            .unwrap_or_else(|log| panic!("{} did not start:\n{log}", host.name()))
     }
 
-    /// Any manifest; `Err(log)` when the shim exits instead of serving.
-    pub fn start(manifest: &Path, args: &[String]) -> Result<Shim, String> {
-        let port = free_port();
-        let dir = TempDir::new("shim");
-        let mut cmd = Command::new(bin("runtime-shim"));
-        cmd.arg("up")
-            .arg("-f")
-            .arg(manifest)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
-            .env("RUNTIME_SHIM_CACHE_DIR", shim_cache_dir());
-        let mut proc = Proc::spawn(&mut cmd, dir.path().join("shim.log"));
-        let ready = eventually(Duration::from_secs(120), || {
+    /// Any manifest on runtime-shim; `Err(log)` when it exits instead of serving.
+    pub fn start(manifest: &Path, args: &[String]) -> Result<Edge, String> {
+        Edge::start_on(&Host::Shim, manifest, args)
+    }
+
+    /// Any manifest on `host`; `Err(log)` when it exits instead of serving.
+    /// Spin keeps its state (the SQLite key-value store, component logs) in
+    /// a directory of this edge's own, so edges never share a cache.
+    pub fn start_on(host: &Host, manifest: &Path, args: &[String]) -> Result<Edge, String> {
+        let dir = TempDir::new(host.name());
+        Edge::launch(host, manifest, args, free_port(), dir)
+    }
+
+    fn launch(
+        host: &Host,
+        manifest: &Path,
+        args: &[String],
+        port: u16,
+        dir: TempDir,
+    ) -> Result<Edge, String> {
+        let listen = format!("127.0.0.1:{port}");
+        let (mut cmd, ready) = match host {
+            Host::Shim => (Command::new(bin("runtime-shim")), SHIM_READY),
+            Host::Spin(spin) => (Command::new(spin), SPIN_READY),
+        };
+        cmd.args(["up", "-f"]).arg(manifest).args(["--listen", &listen]);
+        match host {
+            Host::Shim => {
+                cmd.env("RUNTIME_SHIM_CACHE_DIR", shim_cache_dir());
+            }
+            Host::Spin(_) => {
+                cmd.arg("--state-dir").arg(dir.path().join("state"));
+                // `spin up` runs each trigger type as a child process: a
+                // group of its own lets the harness stop them all.
+                std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            }
+        }
+        cmd.args(args);
+        let log = dir.path().join(format!("{}.log", host.name()));
+        let mut proc = Proc::spawn_group(&mut cmd, log, host.is_spin());
+        let started = eventually(Duration::from_secs(120), || {
             if proc.has_exited().is_some() {
                 return Some(false);
             }
-            proc.log().contains(" ready on http://").then_some(true)
+            proc.log().contains(ready).then_some(true)
         });
-        match ready {
-            Some(true) => Ok(Shim {
-                port,
-                proc,
-                _dir: dir,
-            }),
-            _ => {
-                proc.kill();
-                Err(proc.log())
-            }
+        if started != Some(true) {
+            proc.kill();
+            return Err(proc.log());
         }
+        Ok(Edge {
+            port,
+            host: host.clone(),
+            manifest: manifest.to_path_buf(),
+            args: args.to_vec(),
+            proc,
+            dir,
+        })
+    }
+
+    /// Stops the host and starts it again with the same manifest, flags,
+    /// port and state directory (Spin's key-value store survives this).
+    pub fn restart(self) -> Result<Edge, String> {
+        let Edge {
+            port,
+            host,
+            manifest,
+            args,
+            mut proc,
+            dir,
+        } = self;
+        proc.kill();
+        Edge::launch(&host, &manifest, &args, port, dir)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -483,7 +634,10 @@ impl Shim {
     /// Waits until the Redis trigger has subscribed (panics after 10 s).
     #[track_caller]
     pub fn wait_subscribed(&self) {
-        self.wait_logged("subscribed", Duration::from_secs(10));
+        eventually(Duration::from_secs(10), || {
+            self.host.has_subscribed(&self.log()).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{} never subscribed:\n{}", self.host.name(), self.log()));
     }
 
     /// The `seq` of the snapshot `/readyz` reports, while it answers 200.
@@ -504,8 +658,18 @@ impl Shim {
         self.proc.signal_and_wait("TERM", limit)
     }
 
+    /// The exit status, once the host process has ended by itself.
+    pub fn has_exited(&mut self) -> Option<ExitStatus> {
+        self.proc.has_exited()
+    }
+
     pub fn pid(&self) -> u32 {
         self.proc.pid()
+    }
+
+    /// Where a Spin host keeps its state (`--state-dir`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 }
 

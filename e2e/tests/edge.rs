@@ -1,8 +1,9 @@
 //! The product end to end: Valkey, the One-Frame emulator, the refresher and
-//! runtime-shim serving the real `spin.toml` and Wasm components.
+//! the real `spin.toml` and Wasm components, served by runtime-edge and, when
+//! one is found, by a real Spin (`spin up`, as in production).
 
 use e2e::http;
-use e2e::{OneFrame, Shim, Valkey, eventually, refresh, stored_snapshot};
+use e2e::{Edge, Host, OneFrame, Valkey, eventually, refresh, stored_snapshot};
 use shared::{Currency, Pair, Snapshot, Timestamp};
 use std::time::{Duration, Instant};
 
@@ -25,40 +26,38 @@ fn aged_snapshot(seq: u64, age: Duration) -> Snapshot {
     e2e::snapshot_stamped(seq, now, now.minus(age))
 }
 
-#[test]
-fn serves_direct_inverse_cross_and_same_currency_rates() {
+fn serves_direct_inverse_cross_and_same_currency_rates(host: &Host) {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let snapshot = stored_snapshot(&valkey).unwrap();
-    let shim = Shim::start_app(&valkey);
+    let edge = Edge::app_on(host, &valkey);
 
     for p in ["USDJPY", "JPYUSD", "EURJPY", "GBPCHF", "USDUSD", "JPYJPY"] {
-        let r = shim.get(&format!("/rates?from={}&to={}", &p[..3], &p[3..]));
+        let r = edge.get(&format!("/rates?from={}&to={}", &p[..3], &p[3..]));
         assert_eq!(r.status, 200, "{p}: {}", r.text());
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_rate(&r.json(), &snapshot, p);
     }
     // Case-insensitive in, upper-case out.
-    assert_rate(&shim.get("/rates?from=eur&to=Jpy").json(), &snapshot, "EURJPY");
+    assert_rate(&edge.get("/rates?from=eur&to=Jpy").json(), &snapshot, "EURJPY");
     // The cross is USD→JPY / USD→EUR of the stored snapshot.
     let jpy = snapshot.usd_leg(Currency::parse("JPY").unwrap()).unwrap().price;
     let eur = snapshot.usd_leg(Currency::parse("EUR").unwrap()).unwrap().price;
     assert_eq!(
-        shim.get("/rates?from=EUR&to=JPY").json()["price"].as_f64(),
+        edge.get("/rates?from=EUR&to=JPY").json()["price"].as_f64(),
         Some(jpy / eur)
     );
 }
 
-#[test]
-fn batch_head_methods_routes_and_every_client_error() {
+fn batch_head_methods_routes_and_every_client_error(host: &Host) {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let snapshot = stored_snapshot(&valkey).unwrap();
-    let shim = Shim::start_app(&valkey);
+    let edge = Edge::app_on(host, &valkey);
 
-    let batch = shim.get("/rates?pair=USDJPY&pair=EURGBP&pair=CADCAD");
+    let batch = edge.get("/rates?pair=USDJPY&pair=EURGBP&pair=CADCAD");
     assert_eq!(batch.status, 200, "{}", batch.text());
     let items = batch.json();
     let items = items.as_array().expect("a JSON array");
@@ -67,12 +66,12 @@ fn batch_head_methods_routes_and_every_client_error() {
         assert_rate(v, &snapshot, p);
     }
     assert_eq!(
-        shim.get("/rates?pair=USDJPY&pair=EURQQQ").error_code(),
+        edge.get("/rates?pair=USDJPY&pair=EURQQQ").error_code(),
         "unknown_currency"
     );
 
-    let get = shim.get("/rates?from=USD&to=JPY");
-    let head = http::request(shim.addr(), "HEAD", "/rates?from=USD&to=JPY", &[], b"").unwrap();
+    let get = edge.get("/rates?from=USD&to=JPY");
+    let head = http::request(edge.addr(), "HEAD", "/rates?from=USD&to=JPY", &[], b"").unwrap();
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-type"), get.header("content-type"));
@@ -80,21 +79,21 @@ fn batch_head_methods_routes_and_every_client_error() {
         head.header("cache-control")
             .is_some_and(|c| c.starts_with("max-age="))
     );
-    let head_404 = http::request(shim.addr(), "HEAD", "/nowhere", &[], b"").unwrap();
+    let head_404 = http::request(edge.addr(), "HEAD", "/nowhere", &[], b"").unwrap();
     assert_eq!(head_404.status, 404);
 
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
         for path in ["/rates?from=USD&to=JPY", "/healthz"] {
-            let r = http::request(shim.addr(), method, path, &[], b"").unwrap();
+            let r = http::request(edge.addr(), method, path, &[], b"").unwrap();
             assert_eq!(r.status, 405, "{method} {path}");
             assert_eq!(r.header("allow"), Some("GET, HEAD"));
             assert_eq!(r.error_code(), "method_not_allowed");
         }
     }
 
-    let r = shim.get("/rate?from=USD&to=JPY");
+    let r = edge.get("/rate?from=USD&to=JPY");
     assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
-    assert_eq!(shim.get("/healthz").status, 200);
+    assert_eq!(edge.get("/healthz").status, 200);
 
     for q in [
         "",
@@ -108,7 +107,7 @@ fn batch_head_methods_routes_and_every_client_error() {
         "?from=USD&to=JPY&foo=bar",
         "?from=U%ZZ&to=JPY",
     ] {
-        let r = shim.get(&format!("/rates{q}"));
+        let r = edge.get(&format!("/rates{q}"));
         assert_eq!(r.status, 400, "{q}: {}", r.text());
         assert_eq!(r.error_code(), "invalid_request", "{q}");
         assert!(!r.json()["error"]["message"].as_str().unwrap().is_empty());
@@ -119,7 +118,7 @@ fn batch_head_methods_routes_and_every_client_error() {
         "?from=US&to=JPY",
         "?pair=QQQJPY",
     ] {
-        let r = shim.get(&format!("/rates{q}"));
+        let r = edge.get(&format!("/rates{q}"));
         assert_eq!(
             (r.status, r.error_code().as_str()),
             (400, "unknown_currency"),
@@ -127,26 +126,25 @@ fn batch_head_methods_routes_and_every_client_error() {
         );
     }
     // Valid codes the snapshot has no data for.
-    let r = shim.get("/rates?from=USD&to=XAU");
+    let r = edge.get("/rates?from=USD&to=XAU");
     assert_eq!((r.status, r.error_code().as_str()), (404, "pair_not_found"));
 }
 
-#[test]
-fn unavailable_before_the_first_refresh_then_new_snapshots_propagate() {
+fn unavailable_before_the_first_refresh_then_new_snapshots_propagate(host: &Host) {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
-    let shim = Shim::start_app(&valkey);
-    let r = shim.get("/rates?from=USD&to=JPY");
+    let edge = Edge::app_on(host, &valkey);
+    let r = edge.get("/rates?from=USD&to=JPY");
     assert_eq!((r.status, r.error_code().as_str()), (503, "rates_unavailable"));
     assert!(r.header("retry-after").is_some());
-    assert_eq!(shim.get("/readyz").status, 503);
+    assert_eq!(edge.get("/readyz").status, 503);
     // Client mistakes stay 400 even with no data.
-    assert_eq!(shim.get("/rates?from=USD").status, 400);
+    assert_eq!(edge.get("/rates?from=USD").status, 400);
 
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let first = stored_snapshot(&valkey).unwrap().seq;
     eventually(Duration::from_secs(5), || {
-        (shim.seq_served() == Some(first)).then_some(())
+        (edge.seq_served() == Some(first)).then_some(())
     })
     .expect("first seq served");
 
@@ -156,7 +154,7 @@ fn unavailable_before_the_first_refresh_then_new_snapshots_propagate() {
     let second = stored_snapshot(&valkey).unwrap();
     assert!(second.seq > first);
     eventually(Duration::from_secs(1), || {
-        (shim.seq_served() == Some(second.seq)).then_some(())
+        (edge.seq_served() == Some(second.seq)).then_some(())
     })
     .expect("the new seq is served within a second, without a restart");
     println!(
@@ -164,23 +162,22 @@ fn unavailable_before_the_first_refresh_then_new_snapshots_propagate() {
         second.seq,
         exited.elapsed()
     );
-    assert_rate(&shim.get("/rates?from=USD&to=JPY").json(), &second, "USDJPY");
+    assert_rate(&edge.get("/rates?from=USD&to=JPY").json(), &second, "USDJPY");
 }
 
-#[test]
-fn concurrent_first_requests_to_a_new_instance_are_all_answered() {
+fn concurrent_first_requests_to_a_new_instance_are_all_answered(host: &Host) {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
-    // The snapshot predates each shim: its cache is empty until a request
+    // The snapshot predates each edge: its cache is empty until a request
     // reads Valkey, and every request racing that first read is answered.
     for round in 0..3 {
-        let shim = Shim::start_app(&valkey);
+        let edge = Edge::app_on(host, &valkey);
         let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
             let requests: Vec<_> = (0..16)
                 .map(|_| {
                     scope.spawn(|| {
-                        let r = shim.get("/rates?from=EUR&to=JPY");
+                        let r = edge.get("/rates?from=EUR&to=JPY");
                         (r.status, r.text())
                     })
                 })
@@ -193,59 +190,56 @@ fn concurrent_first_requests_to_a_new_instance_are_all_answered() {
     }
 }
 
-#[test]
-fn a_malformed_age_variable_fails_loudly_not_on_a_default() {
+fn a_malformed_age_variable_fails_loudly_not_on_a_default(host: &Host) {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
-    let shim = Shim::start_app_with(&valkey, &valkey.url(), &["--variable", "max_rate_age=5m"]);
+    let edge = Edge::app_on_with(host, &valkey, &valkey.url(), &["--variable", "max_rate_age=5m"]);
     for target in ["/rates?from=USD&to=JPY", "/readyz"] {
-        let r = shim.get(target);
+        let r = edge.get(target);
         assert_eq!(r.status, 500, "{target}: {}", r.text());
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
-    shim.assert_logged("variable max_rate_age must be a whole number of seconds");
+    edge.assert_logged("variable max_rate_age must be a whole number of seconds");
 }
 
-#[test]
-fn one_publish_reaches_three_shims_and_a_late_shim_reads_through() {
+fn one_publish_reaches_three_instances_and_a_late_one_reads_through(host: &Host) {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
-    let shims: Vec<Shim> = (0..3).map(|_| Shim::start_app(&valkey)).collect();
-    for s in &shims {
+    let edges: Vec<Edge> = (0..3).map(|_| Edge::app_on(host, &valkey)).collect();
+    for s in &edges {
         eventually(Duration::from_secs(5), || s.seq_served()).expect("serving");
         s.wait_subscribed();
     }
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let published = Instant::now();
     let seq = stored_snapshot(&valkey).unwrap().seq;
-    for (i, s) in shims.iter().enumerate() {
+    for (i, s) in edges.iter().enumerate() {
         eventually(Duration::from_secs(2), || {
             (s.seq_served() == Some(seq)).then_some(())
         })
-        .unwrap_or_else(|| panic!("shim {i} did not serve seq {seq}:\n{}", s.log()));
+        .unwrap_or_else(|| panic!("edge {i} did not serve seq {seq}:\n{}", s.log()));
     }
     println!(
-        "propagation: all 3 shims served seq {seq} within {:?}",
+        "propagation: all 3 edges served seq {seq} within {:?}",
         published.elapsed()
     );
-    for s in &shims {
+    for s in &edges {
         s.assert_logged(&format!("cached snapshot seq {seq}"));
     }
 
     // Started after the publish: nothing to receive, it reads Valkey on its first miss.
-    let late = Shim::start_app(&valkey);
+    let late = Edge::app_on(host, &valkey);
     assert_eq!(late.seq_served(), Some(seq));
     late.assert_logged("refilled from Valkey");
 }
 
-#[test]
-fn a_snapshot_older_than_five_minutes_is_never_served() {
+fn a_snapshot_older_than_five_minutes_is_never_served(host: &Host) {
     let valkey = Valkey::start();
     valkey.set("rates", &aged_snapshot(7, Duration::from_secs(301)).encode());
-    let shim = Shim::start_app(&valkey);
-    let r = shim.get("/rates?from=USD&to=JPY");
+    let edge = Edge::app_on(host, &valkey);
+    let r = edge.get("/rates?from=USD&to=JPY");
     assert_eq!(
         (r.status, r.error_code().as_str()),
         (503, "rates_stale"),
@@ -254,9 +248,9 @@ fn a_snapshot_older_than_five_minutes_is_never_served() {
     );
     assert_eq!(r.header("retry-after"), Some("5"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    assert_eq!(shim.get("/readyz").status, 503);
+    assert_eq!(edge.get("/readyz").status, 503);
     assert_eq!(
-        shim.get("/rates?pair=EURGBP&pair=USDJPY").error_code(),
+        edge.get("/rates?pair=EURGBP&pair=USDJPY").error_code(),
         "rates_stale"
     );
 
@@ -265,7 +259,7 @@ fn a_snapshot_older_than_five_minutes_is_never_served() {
     valkey.set("rates", &fresh.encode());
     valkey.publish("rates_updated", "8");
     let r = eventually(Duration::from_secs(5), || {
-        Some(shim.get("/rates?from=EUR&to=JPY")).filter(|r| r.status == 200)
+        Some(edge.get("/rates?from=EUR&to=JPY")).filter(|r| r.status == 200)
     })
     .expect("the fresh snapshot is served");
     let max_age: u64 = r
@@ -278,34 +272,52 @@ fn a_snapshot_older_than_five_minutes_is_never_served() {
     assert_rate(&r.json(), &fresh, "EURJPY");
 }
 
-#[test]
-fn survives_valkey_going_away_and_recovers_without_restarts() {
+fn survives_valkey_going_away_and_recovers_without_restarts(host: &Host) {
     let mut valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
     // Quotes 296 s old: fresh for four more seconds.
     valkey.set("rates", &aged_snapshot(1, Duration::from_secs(296)).encode());
-    let shim = Shim::start_app(&valkey);
-    assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
+    let mut edge = Edge::app_on(host, &valkey);
+    assert_eq!(edge.get("/rates?from=USD&to=JPY").status, 200);
+    edge.wait_subscribed();
     valkey.stop();
+    if host.is_spin() {
+        // Spin's Redis trigger ends the whole app when its connection drops;
+        // under SpinKube the pod restarts. With Valkey back, a restarted
+        // `spin up` serves again.
+        let status = eventually(Duration::from_secs(10), || edge.has_exited())
+            .unwrap_or_else(|| panic!("spin up kept running without Valkey:\n{}", edge.log()));
+        assert!(!status.success(), "{status}");
+        edge.assert_logged(&format!("disconnected from {}", valkey.host()));
+        edge.assert_logged("A trigger exited unexpectedly");
+        valkey.start_again();
+        assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+        let seq = stored_snapshot(&valkey).unwrap().seq;
+        let edge = edge
+            .restart()
+            .unwrap_or_else(|log| panic!("spin up again:\n{log}"));
+        assert_eq!(edge.seq_served(), Some(seq), "{}", edge.log());
+        return;
+    }
 
     // Cached rates keep being served while fresh...
-    let r = shim.get("/rates?from=USD&to=JPY");
+    let r = edge.get("/rates?from=USD&to=JPY");
     assert_eq!(r.status, 200, "{}", r.text());
     // ...and, though every request finds them due for a refill (Valkey's
     // snapshot was no fresher), the failing Valkey is read at most once per 2 s.
     let burst = Instant::now();
     for _ in 0..50 {
-        assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
+        assert_eq!(edge.get("/rates?from=USD&to=JPY").status, 200);
     }
     let secs = burst.elapsed().as_secs_f64();
-    let reads = shim.log().matches("could not refill the cache").count();
+    let reads = edge.log().matches("could not refill the cache").count();
     assert!(
         reads <= 2 + (secs / 2.0) as usize,
         "{reads} Valkey reads in {secs:.2} s while it was down"
     );
     // ...then the edge says they are stale, never older rates, never a non-JSON 5xx.
     let stale = eventually(Duration::from_secs(10), || {
-        let r = shim.get("/rates?from=USD&to=JPY");
+        let r = edge.get("/rates?from=USD&to=JPY");
         assert!(
             r.status == 200 || r.error_code() == "rates_stale",
             "{} {}",
@@ -321,26 +333,37 @@ fn survives_valkey_going_away_and_recovers_without_restarts() {
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let seq = stored_snapshot(&valkey).unwrap().seq;
     eventually(Duration::from_secs(15), || {
-        (shim.seq_served() == Some(seq)).then_some(())
+        (edge.seq_served() == Some(seq)).then_some(())
     })
-    .unwrap_or_else(|| panic!("fresh again without a restart:\n{}", shim.log()));
-    assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
+    .unwrap_or_else(|| panic!("fresh again without a restart:\n{}", edge.log()));
+    assert_eq!(edge.get("/rates?from=USD&to=JPY").status, 200);
 }
 
-#[test]
-fn invalid_data_in_valkey_never_replaces_the_cache() {
+fn invalid_data_in_valkey_never_replaces_the_cache(host: &Host) {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let good = stored_snapshot(&valkey).unwrap();
-    let shim = Shim::start_app(&valkey);
-    assert_eq!(shim.seq_served(), Some(good.seq));
+    let edge = Edge::app_on(host, &valkey);
+    assert_eq!(edge.seq_served(), Some(good.seq));
+    edge.wait_subscribed();
     for bad in [&b"not json"[..], br#"{"schema":2,"seq":99}"#] {
         valkey.set("rates", bad);
         valkey.publish("rates_updated", "99");
     }
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(shim.seq_served(), Some(good.seq));
-    assert_rate(&shim.get("/rates?from=USD&to=JPY").json(), &good, "USDJPY");
-    shim.assert_logged("invalid");
+    edge.wait_logged("invalid", Duration::from_secs(5));
+    assert_eq!(edge.seq_served(), Some(good.seq));
+    assert_rate(&edge.get("/rates?from=USD&to=JPY").json(), &good, "USDJPY");
 }
+
+e2e::on_both_hosts!(
+    serves_direct_inverse_cross_and_same_currency_rates,
+    batch_head_methods_routes_and_every_client_error,
+    unavailable_before_the_first_refresh_then_new_snapshots_propagate,
+    concurrent_first_requests_to_a_new_instance_are_all_answered,
+    a_malformed_age_variable_fails_loudly_not_on_a_default,
+    one_publish_reaches_three_instances_and_a_late_one_reads_through,
+    a_snapshot_older_than_five_minutes_is_never_served,
+    survives_valkey_going_away_and_recovers_without_restarts,
+    invalid_data_in_valkey_never_replaces_the_cache,
+);

@@ -1,10 +1,13 @@
 //! Faults and hostile input over real processes: the promises hold when
 //! Valkey restarts under traffic, when the refresher dies mid-write, and when
-//! clients send malformed, huge, slow or idle requests.
+//! clients send malformed, huge, slow or idle requests. What concerns the
+//! components (the ACL user, secrets in logs) runs on both hosts; the HTTP
+//! limits are runtime-shim's own.
 
 use e2e::http;
 use e2e::{
-    OneFrame, Shim, Valkey, ValkeyOptions, eventually, refresh, refresher_once, repo_root, stored_snapshot,
+    Edge, Host, OneFrame, Shim, Valkey, ValkeyOptions, eventually, refresh, refresher_once, repo_root,
+    stored_snapshot,
 };
 use shared::{Snapshot, Timestamp};
 use std::io::{Read, Write};
@@ -268,8 +271,7 @@ fn server_knows_setinfo() -> bool {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (7, 2)
 }
 
-#[test]
-fn the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs() {
+fn the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs(host: &Host) {
     let (admin_pw, edge_pw, token) = ("adm-9f1c2e7d", "edg-4b8a6c0e", "tok-1a2b3c4d5e");
     let valkey = Valkey::start_with(ValkeyOptions {
         password: Some(admin_pw.into()),
@@ -288,7 +290,7 @@ fn the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs() {
     let denied: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg("rates_updated").arg("1").query(&mut c);
     assert!(denied.is_err(), "the edge user must not publish");
 
-    let shim = Shim::start_app_with(&valkey, &edge_url, &[]);
+    let shim = Edge::app_on_with(host, &valkey, &edge_url, &[]);
     let refresher_args = vec!["--one-frame-url".to_string(), one_frame.url()];
     let env = [("ONE_FRAME_TOKEN", token), ("VALKEY_URL", &valkey.url() as &str)];
     let first = refresher_once(&refresher_args, &env, Duration::from_secs(30));
@@ -318,3 +320,5 @@ fn the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs() {
         }
     }
 }
+
+e2e::on_both_hosts!(the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs);

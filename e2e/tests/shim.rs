@@ -1,7 +1,9 @@
-//! runtime-shim with the probe fixture components and a real Valkey.
+//! runtime-shim with the probe fixture components and a real Valkey. The
+//! tests named in the README's table "Where it is better than spin up" run on
+//! both hosts and assert what each one does.
 
 use e2e::http::{self, Response};
-use e2e::{Shim, TempDir, Valkey, eventually, repo_root};
+use e2e::{Edge, Host, Shim, TempDir, Valkey, eventually, repo_root};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -75,8 +77,12 @@ key_value_stores = ["default"]
 }
 
 fn start_probe(valkey: &Valkey, dir: &TempDir) -> Shim {
+    start_probe_on(&Host::Shim, valkey, dir)
+}
+
+fn start_probe_on(host: &Host, valkey: &Valkey, dir: &TempDir) -> Edge {
     let m = manifest(dir, &probe_app(&format!("redis://{}", valkey.host())));
-    Shim::start(&m, &vars(&[("redis_url", &valkey.url())])).unwrap_or_else(|l| panic!("{l}"))
+    Edge::start_on(host, &m, &vars(&[("redis_url", &valkey.url())])).unwrap_or_else(|l| panic!("{l}"))
 }
 
 fn body_of(r: &Response) -> String {
@@ -266,8 +272,9 @@ all = "{{ from_default }}-{{ from_flag }}-{{ from_env }}-{{overridden}}"
     );
 }
 
-#[test]
-fn manifest_mistakes_fail_at_start_up_naming_the_problem() {
+/// README, "manifest mistakes": each case with what runtime-shim's error
+/// names, and what Spin's names (`None`: Spin starts with it).
+fn manifest_mistakes_fail_at_start_up(host: &Host) {
     let dir = TempDir::new("bad");
     let good = r#"
 spin_manifest_version = 2
@@ -282,63 +289,95 @@ component = "probe"
 source = "{http}"
 key_value_stores = ["default"]
 "#;
-    let cases: Vec<(String, &str)> = vec![
-        (good.replace("route = \"/...\"", "rout = \"/...\""), "rout"),
+    let cases: Vec<(String, &str, Option<&str>)> = vec![
+        (
+            good.replace("route = \"/...\"", "rout = \"/...\""),
+            "rout",
+            Some("rout"),
+        ),
         (
             good.replace("key_value_stores", "key_value_store"),
             "key_value_store",
+            Some("key_value_store"),
         ),
         (
             good.replace("component = \"probe\"", "component = \"ghost\""),
             "ghost",
+            Some("ghost"),
         ),
         (
             good.replace("{http}", "/nonexistent/missing.wasm"),
             "missing.wasm",
+            Some("missing.wasm"),
         ),
-        (good.replace("[\"default\"]", "[\"shared\"]"), "shared"),
+        (
+            good.replace("[\"default\"]", "[\"shared\"]"),
+            "shared",
+            Some("shared"),
+        ),
         (
             good.replace("spin_manifest_version = 2", "spin_manifest_version = 1"),
             "spin_manifest_version",
+            Some("manifest version"),
         ),
+        // Spin 3 routes may capture segments; runtime-shim refuses them by name.
         (
             good.replace("route = \"/...\"", "route = \"/users/:id\""),
             "/users/:id",
+            None,
         ),
         (
             format!("{good}\n[[trigger.cron]]\ncomponent = \"probe\"\n"),
             "cron",
+            Some("cron"),
         ),
         (
             format!("{good}\n[component.probe.variables]\nx = \"{{{{ undeclared }}}}\"\n"),
             "undeclared",
+            Some("undeclared"),
         ),
     ];
-    for (i, (text, needle)) in cases.iter().enumerate() {
+    for (i, (text, shim_names, spin_names)) in cases.iter().enumerate() {
         let sub = dir.path().join(i.to_string());
         std::fs::create_dir_all(&sub).unwrap();
         let path = sub.join("spin.toml");
         std::fs::write(&path, text.replace("{http}", &wasm("probe_http"))).unwrap();
-        let err = Shim::start(&path, &vars(&[("needed", "1")]))
-            .err()
-            .unwrap_or_else(|| panic!("case {needle} started"));
-        assert!(
-            err.contains(needle),
-            "case {needle}: the error does not name it:\n{err}"
-        );
+        let expected = if host.is_spin() {
+            *spin_names
+        } else {
+            Some(*shim_names)
+        };
+        let started = Edge::start_on(host, &path, &vars(&[("needed", "1")]));
+        match (expected, started) {
+            (Some(needle), Err(err)) => assert!(
+                err.contains(needle),
+                "case {shim_names}: the error does not name {needle:?}:\n{err}"
+            ),
+            (Some(_), Ok(_)) => panic!("case {shim_names} started on {}", host.name()),
+            (None, Err(err)) => panic!("case {shim_names}: {} refused it:\n{err}", host.name()),
+            (None, Ok(_)) => {}
+        }
     }
-    // A required variable that nobody sets.
+    // A required variable that nobody sets: both refuse; runtime-shim also
+    // says how to set it.
     let path = manifest(&dir, good);
-    let err = Shim::start(&path, &[]).err().expect("missing variable must fail");
-    assert!(
-        err.contains("needed") && err.contains("SPIN_VARIABLE_NEEDED"),
-        "{err}"
-    );
-    // A --variable that is not declared.
-    let err = Shim::start(&path, &vars(&[("needed", "1"), ("typo", "2")]))
+    let err = Edge::start_on(host, &path, &[])
         .err()
-        .expect("unknown variable must fail");
-    assert!(err.contains("typo"), "{err}");
+        .expect("missing variable must fail");
+    assert!(err.contains("needed"), "{err}");
+    if !host.is_spin() {
+        assert!(err.contains("SPIN_VARIABLE_NEEDED"), "{err}");
+    }
+    // A --variable the manifest does not declare: runtime-shim refuses it,
+    // Spin ignores it.
+    let typo = Edge::start_on(host, &path, &vars(&[("needed", "1"), ("typo", "2")]));
+    match typo {
+        Err(err) => {
+            assert!(!host.is_spin(), "{err}");
+            assert!(err.contains("typo"), "{err}");
+        }
+        Ok(_) => assert!(host.is_spin(), "an undeclared variable was accepted"),
+    }
 }
 
 #[test]
@@ -384,41 +423,53 @@ fn unsupported_spin_interfaces_load_and_return_their_error() {
     shim.assert_logged("imports unsupported interfaces");
 }
 
-#[test]
-fn resubscribes_after_valkey_restarts_and_serves_http_throughout() {
+/// README, "Valkey drops": runtime-shim keeps serving HTTP and resubscribes;
+/// Spin ends the whole app.
+fn a_valkey_restart_is_survived_by_runtime_shim_and_ends_spin(host: &Host) {
     let mut valkey = Valkey::start();
     let dir = TempDir::new("reconnect");
-    let shim = start_probe(&valkey, &dir);
-    shim.wait_subscribed();
+    let mut edge = start_probe_on(host, &valkey, &dir);
+    edge.wait_subscribed();
     valkey.stop();
+    if host.is_spin() {
+        let status = eventually(Duration::from_secs(10), || edge.has_exited())
+            .unwrap_or_else(|| panic!("spin up kept running without Valkey:\n{}", edge.log()));
+        assert!(!status.success(), "{status}");
+        edge.assert_logged("A trigger exited unexpectedly");
+        assert!(
+            http::request(edge.addr(), "GET", "/kv/get?key=probe:last", &[], b"").is_err(),
+            "nothing answers HTTP any more"
+        );
+        return;
+    }
     // HTTP keeps answering while Valkey is away and the trigger retries.
     let noticed = eventually(Duration::from_secs(5), || {
-        assert_eq!(shim.get("/kv/get?key=probe:last").status, 200);
+        assert_eq!(edge.get("/kv/get?key=probe:last").status, 200);
         std::thread::sleep(Duration::from_millis(20));
-        shim.log()
+        edge.log()
             .contains("redis trigger lost its connection")
             .then_some(())
     });
-    assert!(noticed.is_some(), "{}", shim.log());
+    assert!(noticed.is_some(), "{}", edge.log());
     for _ in 0..10 {
-        assert_eq!(shim.get("/kv/get?key=probe:last").status, 200);
+        assert_eq!(edge.get("/kv/get?key=probe:last").status, 200);
         std::thread::sleep(Duration::from_millis(50));
     }
     valkey.start_again();
     let resubscribed = eventually(Duration::from_secs(15), || {
-        (shim.log().matches("subscribed to").count() >= 2).then_some(())
+        (edge.log().matches("subscribed to").count() >= 2).then_some(())
     });
-    assert!(resubscribed.is_some(), "{}", shim.log());
+    assert!(resubscribed.is_some(), "{}", edge.log());
     assert_eq!(valkey.publish("events", "after-restart"), 1);
     let seen = eventually(Duration::from_secs(5), || {
-        (shim.get("/kv/get?key=probe:last").text() == "Some(\"after-restart\")").then_some(())
+        (edge.get("/kv/get?key=probe:last").text() == "Some(\"after-restart\")").then_some(())
     });
-    assert!(seen.is_some(), "{}", shim.log());
+    assert!(seen.is_some(), "{}", edge.log());
     // Outbound Redis reconnects too.
     let set = eventually(Duration::from_secs(5), || {
-        (shim.get("/redis/set?key=r&value=1").status == 200).then_some(())
+        (edge.get("/redis/set?key=r&value=1").status == 200).then_some(())
     });
-    assert!(set.is_some(), "{}", shim.log());
+    assert!(set.is_some(), "{}", edge.log());
 }
 
 #[test]
@@ -450,21 +501,47 @@ fn sigterm_drains_and_exits_zero() {
     shim.assert_logged("shutting down");
 }
 
-#[test]
-fn outbound_redis_reuses_one_connection_across_instances() {
+/// README, "outbound Redis": one multiplexed connection on runtime-shim, a
+/// new connection per `Connection::open` on Spin.
+fn outbound_redis_connections_per_instance(host: &Host) {
     let valkey = Valkey::start();
     let dir = TempDir::new("reuse");
-    let shim = start_probe(&valkey, &dir);
-    shim.wait_subscribed();
+    let edge = start_probe_on(host, &valkey, &dir);
+    edge.wait_subscribed();
     let before = connections_received(&valkey);
     let requests = 50;
     for i in 0..requests {
-        assert_eq!(body_of(&shim.get(&format!("/redis/set?key=k{i}&value=v"))), "()");
+        assert_eq!(body_of(&edge.get(&format!("/redis/set?key=k{i}&value=v"))), "()");
     }
-    // One connection for all 50 instances, plus our own INFO call.
+    // Minus our own INFO call.
     let opened = connections_received(&valkey) - before - 1;
     println!(
-        "outbound Redis: {requests} instances, each opening a connection, made {opened} TCP connection(s)"
+        "outbound Redis on {}: {requests} instances, each opening a connection, made {opened} TCP connection(s)",
+        host.name()
     );
-    assert_eq!(opened, 1);
+    let expected = if host.is_spin() { requests } else { 1 };
+    assert_eq!(opened, expected);
 }
+
+/// Spin keeps the default key-value store in SQLite under its state
+/// directory, so a restarted app finds what it stored; runtime-shim keeps
+/// it in memory, so a restart starts empty.
+fn the_key_value_store_outlives_a_restart_on_spin_only(host: &Host) {
+    let valkey = Valkey::start();
+    let dir = TempDir::new("kv-restart");
+    let edge = start_probe_on(host, &valkey, &dir);
+    assert_eq!(body_of(&edge.get("/kv/set?key=kept&value=yes")), "()");
+    let edge = edge.restart().unwrap_or_else(|l| panic!("{l}"));
+    let expected = if host.is_spin() { "Some(\"yes\")" } else { "None" };
+    assert_eq!(body_of(&edge.get("/kv/get?key=kept")), expected);
+    if host.is_spin() {
+        assert!(edge.state_dir().join("sqlite_key_value.db").is_file());
+    }
+}
+
+e2e::on_both_hosts!(
+    a_valkey_restart_is_survived_by_runtime_shim_and_ends_spin,
+    outbound_redis_connections_per_instance,
+    the_key_value_store_outlives_a_restart_on_spin_only,
+    manifest_mistakes_fail_at_start_up,
+);
