@@ -1,10 +1,14 @@
 //! runtime-shim with the probe fixture components and a real Valkey. The
-//! tests named in the README's table "Where it is better than spin up" run on
-//! both hosts and assert what each one does.
+//! tests named in the README's table "Where it is better than spin up", and
+//! those of what runtime-shim does as Spin does (variables, well-known
+//! paths, the Host header, a trap), run on both hosts and assert what each
+//! one does.
 
 use e2e::http::{self, Response};
 use e2e::{Edge, Host, Shim, TempDir, Valkey, eventually, repo_root};
+use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn wasm(name: &str) -> String {
@@ -222,54 +226,126 @@ source = "{http}"
     shim.assert_logged("trapped on a message");
 }
 
-#[test]
-fn variables_come_from_defaults_flags_and_environment() {
-    let dir = TempDir::new("vars");
-    let m = manifest(
-        &dir,
-        r#"
+/// Declares one variable per source; the probe's `all` joins them.
+const VARS_APP: &str = r#"
 spin_manifest_version = 2
 [application]
 name = "vars"
 [variables]
 from_default = { default = "d" }
 from_flag = { required = true }
+from_file = { required = true }
+from_json = { required = true }
+from_toml = { required = true }
 from_env = { required = true, secret = true }
-overridden = { default = "no" }
+from_dotenv = { default = "d" }
+env_beats_dotenv = { default = "d" }
+flag_beats_env = { default = "d" }
+lower = { default = "d" }
 [[trigger.http]]
 route = "/..."
 component = "probe"
 [component.probe]
 source = "{http}"
 [component.probe.variables]
-all = "{{ from_default }}-{{ from_flag }}-{{ from_env }}-{{overridden}}"
-"#,
+all = "{{ from_default }}|{{ from_flag }}|{{ from_file }}|{{ from_json }}|{{ from_toml }}|{{ from_env }}|{{ from_dotenv }}|{{ env_beats_dotenv }}|{{ flag_beats_env }}|{{ lower }}"
+"#;
+
+/// Variables, the same on both hosts: `--variable` (`name=value`,
+/// `name=@file`, `@file.json`, `@file.toml`; of a name given twice the last
+/// wins), else `SPIN_VARIABLE_<NAME>` in the environment, else in `.env` of
+/// the current directory (not the manifest's), else the default.
+fn variables_come_from_flags_files_environment_dotenv_and_defaults(host: &Host) {
+    let dir = TempDir::new("vars");
+    let (app, cwd) = (dir.path().join("app"), dir.path().join("cwd"));
+    let write = |path: PathBuf, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        app.join("spin.toml"),
+        &VARS_APP.replace("{http}", &wasm("probe_http")),
     );
+    write(app.join(".env"), "SPIN_VARIABLE_FROM_DEFAULT=manifest-dir\n");
+    write(
+        cwd.join(".env"),
+        "SPIN_VARIABLE_FROM_DOTENV=dot\nSPIN_VARIABLE_ENV_BEATS_DOTENV=dot\nSPIN_VARIABLE_lower=dot\n",
+    );
+    write(cwd.join("value.txt"), "line1\nline2\n");
+    write(
+        cwd.join("vars.json"),
+        r#"{"from_json": "j", "from_toml": "json"}"#,
+    );
+    write(cwd.join("vars.toml"), "from_toml = \"t\"\n");
+
+    // Started as `Edge::start_on` starts a host, but in `cwd` and with
+    // `SPIN_VARIABLE_*` set.
     let port = e2e::free_port();
-    let mut cmd = std::process::Command::new(e2e::bin("runtime-shim"));
-    cmd.args(["up", "-f"])
-        .arg(&m)
+    let mut cmd = match host {
+        Host::Shim => Command::new(e2e::bin("runtime-shim")),
+        Host::Spin(spin) => Command::new(spin),
+    };
+    cmd.current_dir(&cwd)
+        .args(["up", "-f"])
+        .arg(app.join("spin.toml"))
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"));
-    cmd.args(vars(&[("from_flag", "f"), ("overridden", "yes")]));
+    match host {
+        Host::Shim => {
+            cmd.env("RUNTIME_SHIM_CACHE_DIR", e2e::shim_cache_dir());
+        }
+        Host::Spin(_) => {
+            cmd.arg("--state-dir").arg(dir.path().join("state"));
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+    }
+    cmd.args(vars(&[
+        ("from_flag", "first"),
+        ("from_flag", "f"),
+        ("from_file", "@value.txt"),
+        ("flag_beats_env", "flag"),
+    ]))
+    .args(["--variable", "@vars.json", "--variable", "@vars.toml"]);
     cmd.env("SPIN_VARIABLE_FROM_ENV", "e")
-        .env("SPIN_VARIABLE_OVERRIDDEN", "env-loses");
-    cmd.env("RUNTIME_SHIM_CACHE_DIR", e2e::shim_cache_dir());
-    let proc = e2e::Proc::spawn(&mut cmd, dir.path().join("shim.log"));
+        .env("SPIN_VARIABLE_ENV_BEATS_DOTENV", "env")
+        .env("SPIN_VARIABLE_FLAG_BEATS_ENV", "env")
+        .env("SPIN_VARIABLE_lower", "env");
+    let mut proc = e2e::Proc::spawn_group(&mut cmd, dir.path().join("host.log"), host.is_spin());
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let r = eventually(Duration::from_secs(60), || {
+    let r = eventually(Duration::from_secs(120), || {
+        if let Some(status) = proc.has_exited() {
+            panic!("{} exited ({status}):\n{}", host.name(), proc.log());
+        }
         http::request(addr, "GET", "/var?name=all", &[], b"").ok()
     })
     .unwrap_or_else(|| panic!("{}", proc.log()));
-    assert_eq!(r.text(), "\"d-f-e-yes\"");
     assert_eq!(
-        http::get(addr, "/var?name=nope").text(),
-        "Error::Undefined(\"nope\")"
+        r.text(),
+        r#""d|f|line1\nline2\n|j|t|e|dot|env|flag|d""#,
+        "{}",
+        proc.log()
     );
-    assert_eq!(
-        http::get(addr, "/var?name=Bad-Name").text(),
-        "Error::InvalidName(\"Bad-Name\")"
-    );
+    if !host.is_spin() {
+        assert_eq!(
+            http::get(addr, "/var?name=nope").text(),
+            "Error::Undefined(\"nope\")"
+        );
+        assert_eq!(
+            http::get(addr, "/var?name=Bad-Name").text(),
+            "Error::InvalidName(\"Bad-Name\")"
+        );
+    }
+
+    // Malformed flags stop both at start-up, with the same words.
+    for (flag, says) in [
+        ("@vars.txt", "variable files must end in .json or .toml"),
+        ("novalue", "variables must be in the form 'key=value' or '@file'"),
+    ] {
+        let err = Edge::start_on(host, &app.join("spin.toml"), &["--variable".into(), flag.into()])
+            .err()
+            .unwrap_or_else(|| panic!("--variable {flag} was accepted"));
+        assert!(err.contains(says), "{err}");
+    }
 }
 
 /// README, "manifest mistakes": each case with what runtime-shim's error
@@ -368,6 +444,18 @@ key_value_stores = ["default"]
     if !host.is_spin() {
         assert!(err.contains("SPIN_VARIABLE_NEEDED"), "{err}");
     }
+    // Names are case-sensitive: `NEEDED` does not set `needed`, so Spin
+    // lacks `needed`; runtime-shim refuses `NEEDED`, naming `needed`.
+    let err = Edge::start_on(host, &path, &vars(&[("NEEDED", "1")]))
+        .err()
+        .expect("NEEDED must not set needed");
+    assert!(err.contains("needed"), "{err}");
+    if !host.is_spin() {
+        assert!(
+            err.contains("did you mean `needed`? variable names are case-sensitive"),
+            "{err}"
+        );
+    }
     // A --variable the manifest does not declare: runtime-shim refuses it,
     // Spin ignores it.
     let typo = Edge::start_on(host, &path, &vars(&[("needed", "1"), ("typo", "2")]));
@@ -410,6 +498,80 @@ fn a_trapping_or_runaway_guest_gets_json_500_or_504_and_the_next_request_is_fine
         greedy.text()
     );
     assert_eq!(body_of(&shim.get("/ok")), "GET /ok path-info=/ok");
+}
+
+/// Sends `request` as it is and reads until the host closes the connection.
+fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(http::TIMEOUT)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    // A reset still leaves what was read.
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Both hosts answer `/.well-known/spin/health` and `/info` themselves,
+/// before routing. A request that reaches a component must carry a `Host`
+/// header: runtime-shim answers 400, Spin closes the connection.
+fn well_known_paths_are_the_hosts_own_and_components_need_a_host_header(host: &Host) {
+    let dir = TempDir::new("well-known");
+    let m = manifest(
+        &dir,
+        &PROBE_ONLY.replace("\"probe-only\"", "\"probe-only\"\nversion = \"1.2.3\""),
+    );
+    let edge = Edge::start_on(host, &m, &[]).unwrap_or_else(|l| panic!("{l}"));
+    let health = edge.get("/.well-known/spin/health");
+    assert_eq!((health.status, health.text().as_str()), (200, "OK"));
+    let info = edge.get("/.well-known/spin/info");
+    assert_eq!(info.status, 200);
+    assert_eq!(info.header("content-type"), Some("application/json"));
+    assert_eq!(
+        info.text(),
+        "{\n  \"name\": \"probe-only\",\n  \"version\": \"1.2.3\"\n}"
+    );
+    for other in [
+        "/.well-known/spin/",
+        "/.well-known/spin/nope",
+        "/.well-known/spin/health/",
+    ] {
+        assert_eq!(edge.get(other).status, 404, "{other}");
+    }
+    // Only what is below `/.well-known/spin/` is the host's.
+    assert_eq!(
+        body_of(&edge.get("/.well-known/spin")),
+        "GET /.well-known/spin path-info=/.well-known/spin"
+    );
+
+    let without_host = |target: &str| {
+        raw_exchange(
+            edge.addr(),
+            &format!("GET {target} HTTP/1.1\r\nconnection: close\r\n\r\n"),
+        )
+    };
+    let health = without_host("/.well-known/spin/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let answer = without_host("/ok");
+    if host.is_spin() {
+        assert_eq!(answer, "", "Spin closes the connection");
+    } else {
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains(r#"{"error":{"code":"bad_request","#), "{answer}");
+    }
+}
+
+/// README: a trapping component gets a JSON 500 from runtime-shim, an empty
+/// 500 from Spin.
+fn a_trapping_component_answers_500(host: &Host) {
+    let dir = TempDir::new("trap-500");
+    let edge = Edge::start_on(host, &manifest(&dir, PROBE_ONLY), &[]).unwrap_or_else(|l| panic!("{l}"));
+    let r = edge.get("/trap");
+    assert_eq!(r.status, 500);
+    if host.is_spin() {
+        assert_eq!((r.text().as_str(), r.header("content-type")), ("", None));
+    } else {
+        assert_eq!(r.error_code(), "internal_error");
+    }
 }
 
 #[test]
@@ -544,4 +706,7 @@ e2e::on_both_hosts!(
     outbound_redis_connections_per_instance,
     the_key_value_store_outlives_a_restart_on_spin_only,
     manifest_mistakes_fail_at_start_up,
+    variables_come_from_flags_files_environment_dotenv_and_defaults,
+    well_known_paths_are_the_hosts_own_and_components_need_a_host_header,
+    a_trapping_component_answers_500,
 );

@@ -3,11 +3,16 @@
 //! an `InstancePre`, bounded in time and memory. A guest that traps answers
 //! 500, one that runs too long 504; the next request gets a new instance and
 //! is unaffected.
+//!
+//! As in Spin, `/.well-known/spin/health` and `/.well-known/spin/info` are
+//! answered by the host before routing, and a request that reaches a
+//! component must name its host (`Host` or an absolute URI).
 
 use crate::access_log::AccessLog;
 use crate::manifest::RoutePattern;
 use crate::state::{AppServices, ComponentEnv, InstanceState};
 use bytes::Bytes;
+use http::uri::Authority;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -24,6 +29,9 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// Longest request line target served; longer ones get 414.
 pub const MAX_URI_LEN: usize = 8 * 1024;
+
+/// Paths under it are the host's own, never a component's.
+const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
 
 pub struct HttpComponent {
     pub pre: ProxyPre<InstanceState>,
@@ -44,6 +52,24 @@ pub struct HttpTrigger {
     /// excess requests wait instead of failing.
     pub instances: Arc<Semaphore>,
     pub log: AccessLog,
+    /// The body of `/.well-known/spin/info` ([`app_info`]).
+    pub app_info: Bytes,
+}
+
+/// Spin's `/.well-known/spin/info`: pretty JSON of the application's name
+/// and, when the manifest gives one, version.
+pub fn app_info(name: &str, version: Option<&str>) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Info<'a> {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<&'a str>,
+    }
+    Bytes::from(serde_json::to_vec_pretty(&Info { name, version }).expect("strings serialize"))
+}
+
+fn full(body: Bytes) -> HyperOutgoingBody {
+    Full::new(body).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// A JSON error in the app's own shape, for failures the host answers.
@@ -52,11 +78,7 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Hyp
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(
-            Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        )
+        .body(full(Bytes::from(body)))
         .expect("valid response")
 }
 
@@ -75,6 +97,9 @@ impl HttpTrigger {
     }
 
     async fn dispatch(&self, mut req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+        if let Some(name) = req.uri().path().strip_prefix(WELL_KNOWN_PREFIX) {
+            return self.well_known(name);
+        }
         if req.uri().to_string().len() > MAX_URI_LEN {
             return json_error(
                 StatusCode::URI_TOO_LONG,
@@ -85,7 +110,11 @@ impl HttpTrigger {
         let Some(route) = self.routes.iter().find(|r| r.pattern.matches(req.uri().path())) else {
             return json_error(StatusCode::NOT_FOUND, "not_found", "no route matches this path");
         };
-        add_spin_headers(&mut req, route, client);
+        let authority = match authority(&req) {
+            Ok(a) => a,
+            Err(why) => return json_error(StatusCode::BAD_REQUEST, "bad_request", why),
+        };
+        add_spin_headers(&mut req, route, &authority, client);
         let Ok(_permit) = self.instances.clone().acquire_owned().await else {
             return json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -173,6 +202,22 @@ impl HttpTrigger {
         json_error(status, code, message)
     }
 
+    /// `/.well-known/spin/<name>`: `health` and `info`; anything else is 404.
+    fn well_known(&self, name: &str) -> Response<HyperOutgoingBody> {
+        match name {
+            "health" => Response::new(full(Bytes::from_static(b"OK"))),
+            "info" => Response::builder()
+                .header("content-type", "application/json")
+                .body(full(self.app_info.clone()))
+                .expect("valid response"),
+            _ => json_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such /.well-known/spin/ path",
+            ),
+        }
+    }
+
     fn answer(
         &self,
         id: &str,
@@ -189,15 +234,30 @@ impl HttpTrigger {
     }
 }
 
+/// The authority Spin requires of a request that reaches a component: from
+/// a valid `Host` header or an absolute URI, which agree when both are given.
+/// (Spin closes the connection without an answer otherwise.)
+fn authority(req: &Request<Incoming>) -> Result<Authority, &'static str> {
+    let header = match req.headers().get(hyper::header::HOST) {
+        None => None,
+        Some(h) => Some(
+            h.to_str()
+                .ok()
+                .and_then(|h| h.parse::<Authority>().ok())
+                .ok_or("the Host header is not a valid host[:port]")?,
+        ),
+    };
+    match (header, req.uri().authority()) {
+        (None, None) => Err("the request has no Host header"),
+        (Some(h), Some(u)) if h != *u => Err("the Host header and the request URI name different hosts"),
+        (Some(a), _) => Ok(a),
+        (None, Some(a)) => Ok(a.clone()),
+    }
+}
+
 /// The request headers Spin adds, which some components read.
-fn add_spin_headers(req: &mut Request<Incoming>, route: &Route, client: SocketAddr) {
+fn add_spin_headers(req: &mut Request<Incoming>, route: &Route, host: &Authority, client: SocketAddr) {
     let path = req.uri().path().to_string();
-    let host = req
-        .headers()
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
     let full_url = format!(
         "http://{host}{}",
         req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")

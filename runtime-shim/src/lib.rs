@@ -156,6 +156,7 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         request_timeout: opts.request_timeout,
         instances,
         log: access_log::AccessLog::stderr(opts.access_log),
+        app_info: http_trigger::app_info(&app.name, app.version.as_deref()),
     });
     eprintln!(
         "runtime-shim: app {:?} ready on http://{local} in {} ms ({compiled} component(s) compiled, {cached} from cache)",

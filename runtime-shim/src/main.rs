@@ -32,8 +32,14 @@ enum Command {
         /// Address for the HTTP trigger.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
-        /// Sets an application variable (also SPIN_VARIABLE_<NAME>).
-        #[arg(long = "variable", value_name = "KEY=VALUE")]
+        /// Sets application variables: KEY=VALUE, KEY=@FILE (the file's
+        /// text), or @FILE.json / @FILE.toml (a map of names to strings). Of
+        /// a key given twice, the last wins. Else SPIN_VARIABLE_<KEY> in the
+        /// environment, else in ./.env, else the manifest's default.
+        #[arg(
+            long = "variable",
+            value_name = "KEY=VALUE | KEY=@FILE | @FILE.json | @FILE.toml"
+        )]
         variables: Vec<String>,
         /// Limit of one request's guest work, in milliseconds (504 after it).
         #[arg(long, default_value_t = 10_000)]
@@ -83,7 +89,11 @@ fn main() -> ExitCode {
         quiet,
     } = Cli::parse().command;
     let provided = match Provided::from_flags_and_env(&variables, std::env::vars()) {
-        Ok(p) => p,
+        // Spin reads `.env` in the current directory, not the manifest's.
+        Ok(p) => Provided {
+            dotenv: Some(PathBuf::from(".env")),
+            ..p
+        },
         Err(e) => {
             eprintln!("runtime-shim: {e:#}");
             return ExitCode::from(2);

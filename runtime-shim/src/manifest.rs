@@ -30,7 +30,6 @@ struct RawManifest {
 struct RawApplication {
     name: String,
     #[serde(default)]
-    #[allow(dead_code)]
     version: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
@@ -128,6 +127,8 @@ pub const DEFAULT_STORE: &str = "default";
 #[derive(Debug, Clone)]
 pub struct App {
     pub name: String,
+    /// `[application] version`, shown by `/.well-known/spin/info`.
+    pub version: Option<String>,
     pub components: BTreeMap<String, ComponentConfig>,
     pub http_routes: Vec<HttpRoute>,
     pub redis_subscriptions: Vec<RedisSubscription>,
@@ -330,6 +331,7 @@ impl App {
         }
         Ok(App {
             name: raw.application.name,
+            version: raw.application.version,
             components,
             http_routes,
             redis_subscriptions,

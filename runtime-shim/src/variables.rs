@@ -1,10 +1,17 @@
-//! Application variables: declared in `[variables]`, given by `--variable`
-//! flags, `SPIN_VARIABLE_<NAME>` environment variables or defaults (in that
-//! order, as `spin up` does), and used through `{{ name }}` templates.
+//! Application variables: declared in `[variables]` (names are
+//! case-sensitive) and used through `{{ name }}` templates. As in `spin up`,
+//! a value comes from `--variable`, else `SPIN_VARIABLE_<NAME>` (the name in
+//! ASCII upper case) in the environment, else that key in `.env` in the
+//! current directory, else the default.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use wasmtime::error::Context;
 use wasmtime::{Result, bail};
+
+/// Prefix of the environment (and `.env`) keys of variables.
+const ENV_PREFIX: &str = "SPIN_VARIABLE_";
 
 /// One `[variables]` entry.
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -26,31 +33,120 @@ pub struct VariableDecl {
 /// Values supplied from outside the manifest.
 #[derive(Debug, Clone, Default)]
 pub struct Provided {
-    /// `--variable KEY=VALUE`, highest precedence.
+    /// `--variable` values by exact name; of a name given twice, the last.
     pub flags: BTreeMap<String, String>,
     /// The process environment (only `SPIN_VARIABLE_*` is consulted).
     pub env: HashMap<String, String>,
+    /// A dotenv file for the `SPIN_VARIABLE_*` keys the environment lacks
+    /// (`runtime-shim up` gives `.env`); read only when one is needed, and
+    /// empty when it does not exist.
+    pub dotenv: Option<PathBuf>,
 }
 
 impl Provided {
-    /// Parses `KEY=VALUE` flags; the environment is captured as is.
+    /// Reads the `--variable` flags (and the files they name); the
+    /// environment is captured as is.
     pub fn from_flags_and_env(
         flags: &[String],
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<Provided> {
         let mut map = BTreeMap::new();
         for f in flags {
-            let Some((k, v)) = f.split_once('=') else {
-                bail!("--variable {f:?} must look like NAME=VALUE");
-            };
-            let k = k.trim().to_ascii_lowercase();
-            check_name(&k)?;
-            map.insert(k, v.to_string());
+            read_flag(f, &mut map).with_context(|| format!("--variable {f}"))?;
         }
         Ok(Provided {
             flags: map,
-            env: env.filter(|(k, _)| k.starts_with("SPIN_VARIABLE_")).collect(),
+            env: env.filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect(),
+            dotenv: None,
         })
+    }
+}
+
+/// One `--variable`: `name=value`, `name=@file` (the file's whole text), or
+/// `@file.json` / `@file.toml` (a flat map of names to strings). Paths are
+/// relative to the current directory.
+fn read_flag(flag: &str, into: &mut BTreeMap<String, String>) -> Result<()> {
+    let read = |path: &str| std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"));
+    if let Some(path) = flag.strip_prefix('@') {
+        let map: BTreeMap<String, String> = match Path::new(path).extension().and_then(|e| e.to_str()) {
+            Some("json") => serde_json::from_str(&read(path)?)
+                .with_context(|| format!("{path} is not a JSON object of strings"))?,
+            Some("toml") => toml::from_str(&read(path)?)
+                .with_context(|| format!("{path} is not a TOML table of strings"))?,
+            _ => bail!("variable files must end in .json or .toml"),
+        };
+        into.extend(map);
+    } else if let Some((name, value)) = flag.split_once('=') {
+        let value = match value.strip_prefix('@') {
+            Some(path) => read(path)?,
+            None => value.to_string(),
+        };
+        into.insert(name.to_string(), value);
+    } else {
+        bail!("variables must be in the form 'key=value' or '@file'");
+    }
+    Ok(())
+}
+
+/// The `SPIN_VARIABLE_*` entries of a dotenv file; other keys are skipped.
+/// Only the forms that mean the same to Spin's dotenv parser are read:
+/// `KEY=value`, `KEY='value'` and `KEY="value"`, optionally after `export `
+/// and before ` # comment`. Any other form of a `SPIN_VARIABLE_*` value
+/// (spaces, `$`, `\`, a line break) is refused, naming its line.
+fn parse_dotenv(text: &str) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, raw)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if !key.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        let Some(value) = plain_dotenv_value(raw.trim()) else {
+            bail!(
+                "line {}: runtime-shim reads {key} only as value, 'value' or \"value\" (no $ substitution, \\ escapes, line breaks or unquoted spaces)",
+                i + 1
+            );
+        };
+        out.insert(key.to_string(), value);
+    }
+    Ok(out)
+}
+
+/// A dotenv value in one of the plain forms, or `None`.
+fn plain_dotenv_value(raw: &str) -> Option<String> {
+    let (value, rest) = match raw.chars().next() {
+        Some(q @ ('\'' | '"')) => {
+            let end = 1 + raw[1..].find(q)?;
+            let value = &raw[1..end];
+            if q == '"' && value.contains(['$', '\\']) {
+                return None;
+            }
+            (value, &raw[end + 1..])
+        }
+        _ => {
+            let end = raw.find(char::is_whitespace).unwrap_or(raw.len());
+            let value = &raw[..end];
+            if value.contains(['$', '\\', '\'', '"']) {
+                return None;
+            }
+            (value, &raw[end..])
+        }
+    };
+    let comment_or_nothing =
+        rest.is_empty() || (rest.starts_with(char::is_whitespace) && rest.trim_start().starts_with('#'));
+    comment_or_nothing.then(|| value.to_string())
+}
+
+/// Reads `path` with [`parse_dotenv`]; a missing file is empty.
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_dotenv(&text).with_context(|| format!("in {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 
@@ -76,25 +172,39 @@ pub struct Resolver {
 impl Resolver {
     pub fn new(decls: &BTreeMap<String, VariableDecl>, provided: &Provided) -> Result<Resolver> {
         for name in provided.flags.keys() {
-            if !decls.contains_key(name) {
-                bail!("--variable {name}: there is no such variable in [variables]");
+            if decls.contains_key(name) {
+                continue;
+            }
+            match decls.keys().find(|d| d.eq_ignore_ascii_case(name)) {
+                Some(d) => bail!(
+                    "--variable {name}: there is no such variable in [variables]; did you mean `{d}`? variable names are case-sensitive"
+                ),
+                None => bail!("--variable {name}: there is no such variable in [variables]"),
             }
         }
+        // Read only once a variable needs it, as Spin does.
+        let mut dotenv: Option<HashMap<String, String>> = None;
         let mut values = BTreeMap::new();
         for (name, decl) in decls {
             check_name(name)?;
             if decl.required && decl.default.is_some() {
                 bail!("variable {name:?} is both required and has a default: choose one");
             }
-            let env_key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
-            let value = provided
+            let env_key = format!("{ENV_PREFIX}{}", name.to_ascii_uppercase());
+            let mut value = provided
                 .flags
                 .get(name)
                 .or_else(|| provided.env.get(&env_key))
-                .or(decl.default.as_ref());
-            match value {
+                .cloned();
+            if let (None, Some(path)) = (&value, &provided.dotenv) {
+                if dotenv.is_none() {
+                    dotenv = Some(read_dotenv(path)?);
+                }
+                value = dotenv.as_ref().and_then(|d| d.get(&env_key).cloned());
+            }
+            match value.or_else(|| decl.default.clone()) {
                 Some(v) => {
-                    values.insert(name.clone(), v.clone());
+                    values.insert(name.clone(), v);
                 }
                 None if decl.required => {
                     bail!("variable {name:?} is required: pass --variable {name}=VALUE or set {env_key}")
@@ -185,7 +295,153 @@ mod tests {
         let r = Resolver::new(&d, &p).unwrap();
         assert!(r.resolve("{{ nope }}").unwrap_err().to_string().contains("nope"));
         assert!(r.resolve("{{ c ").is_err());
-        assert!(Provided::from_flags_and_env(&["novalue".into()], std::iter::empty()).is_err());
         assert!(check_name("Bad").is_err() && check_name("a__b").is_err() && check_name("ok_1").is_ok());
+    }
+
+    /// A scratch directory of this test process.
+    fn scratch(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("runtime-shim-vars-{}-{label}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn flags(f: &[&str]) -> Result<Provided> {
+        Provided::from_flags_and_env(
+            &f.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            std::iter::empty(),
+        )
+    }
+
+    fn resolve(d: &str, provided: &Provided, template: &str) -> String {
+        Resolver::new(&decls(d), provided)
+            .unwrap()
+            .resolve(template)
+            .unwrap()
+    }
+
+    #[test]
+    fn names_are_case_sensitive() {
+        let d = "needed = { default = \"d\" }";
+        let e = Resolver::new(&decls(d), &flags(&["NEEDED=1"]).unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("did you mean `needed`? variable names are case-sensitive"),
+            "{e}"
+        );
+        // The environment key is the name in upper case, exactly.
+        let env = |k: &str| {
+            let p = Provided::from_flags_and_env(&[], [(k.to_string(), "env".to_string())].into_iter());
+            resolve(d, &p.unwrap(), "{{ needed }}")
+        };
+        assert_eq!(env("SPIN_VARIABLE_NEEDED"), "env");
+        assert_eq!(env("SPIN_VARIABLE_needed"), "d");
+    }
+
+    #[test]
+    fn flags_read_files_and_the_last_of_a_name_wins() {
+        let dir = scratch("flags");
+        let path = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let text = path("value.txt", "line1\nline2\n");
+        let json = path("vars.json", r#"{"a": "json", "b": "json"}"#);
+        let toml = path("vars.toml", "b = \"toml\"\nc = \"toml\"\n");
+        // `a`: json, then the file's text; `b`: flag, then toml; `c`: toml, then flag.
+        let p = flags(&[
+            &format!("@{json}"),
+            &format!("a=@{text}"),
+            "b=flag",
+            &format!("@{toml}"),
+            "c=x=y",
+        ])
+        .unwrap();
+        let d = "a = { required = true }\nb = { required = true }\nc = { required = true }";
+        assert_eq!(
+            resolve(d, &p, "{{ a }}|{{ b }}|{{ c }}"),
+            "line1\nline2\n|toml|x=y"
+        );
+
+        let err = |f: &str| format!("{:#}", flags(&[f]).err().unwrap());
+        assert!(err("novalue").contains("variables must be in the form 'key=value' or '@file'"));
+        assert!(err(&format!("@{text}")).contains("variable files must end in .json or .toml"));
+        assert!(err("@nofile").contains("variable files must end in .json or .toml"));
+        assert!(err("a=@/nonexistent/value.txt").contains("cannot read /nonexistent/value.txt"));
+        assert!(err(&format!("@{}", path("nested.json", r#"{"a": {"b": "c"}}"#))).contains("nested.json"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn dotenv_comes_after_the_environment_and_before_defaults() {
+        let dir = scratch("dotenv");
+        let dotenv = dir.join(".env");
+        std::fs::write(
+            &dotenv,
+            "# comment\nSPIN_VARIABLE_B=dot\nexport SPIN_VARIABLE_C='dot c' # why\nSPIN_VARIABLE_D=dot-loses\nSPIN_VARIABLE_e=lower\n",
+        )
+        .unwrap();
+        let d = "a = { default = \"da\" }\nb = { default = \"db\" }\nc = { required = true }\nd = { default = \"dd\" }\ne = { default = \"de\" }";
+        let p = Provided {
+            dotenv: Some(dotenv.clone()),
+            ..Provided::from_flags_and_env(
+                &["a=flag".into()],
+                [("SPIN_VARIABLE_D".to_string(), "env".to_string())].into_iter(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            resolve(d, &p, "{{a}}|{{b}}|{{c}}|{{d}}|{{e}}"),
+            "flag|dot|dot c|env|de"
+        );
+
+        // A missing file is empty; a malformed one is read only when needed.
+        let missing = Provided {
+            dotenv: Some(dir.join("absent")),
+            ..Default::default()
+        };
+        assert_eq!(resolve("a = { default = \"da\" }", &missing, "{{ a }}"), "da");
+        std::fs::write(&dotenv, "OTHER=${HOME} x\nSPIN_VARIABLE_A=$HOME\n").unwrap();
+        let bad = Provided {
+            dotenv: Some(dotenv),
+            ..flags(&["a=flag"]).unwrap()
+        };
+        assert_eq!(resolve("a = { default = \"da\" }", &bad, "{{ a }}"), "flag");
+        let e = format!(
+            "{:#}",
+            Resolver::new(&decls("a = {}\nb = { default = \"db\" }"), &bad)
+                .err()
+                .unwrap()
+        );
+        assert!(
+            e.contains(".env") && e.contains("line 2") && e.contains("SPIN_VARIABLE_A"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn only_plain_dotenv_values_are_read() {
+        let v = plain_dotenv_value;
+        assert_eq!(v("plain").as_deref(), Some("plain"));
+        assert_eq!(v("").as_deref(), Some(""));
+        assert_eq!(v("a#b # comment").as_deref(), Some("a#b"));
+        assert_eq!(v("'single $x \\ \"'").as_deref(), Some("single $x \\ \""));
+        assert_eq!(v("\"dq 'x' #\" # c").as_deref(), Some("dq 'x' #"));
+        for refused in [
+            "a b",
+            "$HOME",
+            "${HOME}",
+            "\"$HOME\"",
+            "\"a\\nb\"",
+            "'open",
+            "\"open",
+            "'a'b",
+            "a\\b",
+        ] {
+            assert_eq!(v(refused), None, "{refused}");
+        }
     }
 }
