@@ -6,7 +6,7 @@ WASM_TARGET := wasm32-wasip1
 EDGE_COMPONENTS := -p rates-http -p rates-sync
 FIXTURE_COMPONENTS := -p probe-http -p probe-redis -p floor-http
 
-.PHONY: build wasm up test test-rust check-manifests lint audit audit-advisories fmt bench soak fuzz clean
+.PHONY: build wasm push push-preflight up test test-rust check-manifests lint audit audit-advisories fmt bench soak fuzz clean
 
 ## Native binaries (refresher, one-frame, runtime-shim, tools) and the Wasm components.
 build: wasm
@@ -15,6 +15,29 @@ build: wasm
 ## The Spin components (edge + test fixtures), as spin.toml expects them.
 wasm:
 	$(CARGO) build --release --target $(WASM_TARGET) $(EDGE_COMPONENTS) $(FIXTURE_COMPONENTS)
+
+## The SpinApp image: `make push REGISTRY=ghcr.io/<org>/forex-edge:0.1.0` builds
+## the Wasm and runs `spin registry push -f spin.toml` (an OCI artifact, not a
+## Dockerfile build). Spin is `$SPIN`, else `spin` on PATH. A registry on
+## 127.0.0.1 or localhost is pushed to over plain HTTP (`--insecure`);
+## PUSH_FLAGS adds flags, e.g. PUSH_FLAGS=--insecure for another registry
+## without TLS.
+push: push-preflight wasm
+	@spin="$${SPIN:-$$(command -v spin)}"; \
+	case "$(REGISTRY)" in 127.0.0.1[:/]*|localhost[:/]*) insecure=--insecure;; *) insecure=;; esac; \
+	echo "$$spin" registry push $$insecure $(PUSH_FLAGS) -f spin.toml "$(REGISTRY)"; \
+	"$$spin" registry push $$insecure $(PUSH_FLAGS) -f spin.toml "$(REGISTRY)"
+
+# What push needs, checked before anything is built.
+push-preflight:
+	@case "$(REGISTRY)" in */*:*) ;; *) \
+		echo "make push: set REGISTRY=<host>[:port]/<name>:<tag>, e.g. REGISTRY=ghcr.io/<org>/forex-edge:0.1.0" >&2; exit 2;; \
+	esac
+	@if [ -n "$$SPIN" ]; then \
+		[ -x "$$SPIN" ] || { echo "make push: SPIN=$$SPIN is not an executable" >&2; exit 2; }; \
+	elif ! command -v spin >/dev/null; then \
+		echo "make push: no Spin CLI found (set SPIN=/path/to/spin or put spin on PATH)" >&2; exit 2; \
+	fi
 
 ## Valkey :6379, one-frame :8080, the refresher loop and runtime-shim :3000.
 up: build

@@ -2,6 +2,7 @@
 //! directory; dropping the handle kills the process and removes the directory.
 
 use crate::http;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -546,8 +547,14 @@ impl Edge {
     /// Spin keeps its state (the SQLite key-value store, component logs) in
     /// a directory of this edge's own, so edges never share a cache.
     pub fn start_on(host: &Host, manifest: &Path, args: &[String]) -> Result<Edge, String> {
+        Edge::start_from(host, manifest.as_os_str(), args)
+    }
+
+    /// As [`Edge::start_on`], with `source` whatever `-f` takes: a manifest,
+    /// or for Spin a registry reference (`127.0.0.1:5000/forex-edge:0.1.0`).
+    pub fn start_from(host: &Host, source: &OsStr, args: &[String]) -> Result<Edge, String> {
         let dir = TempDir::new(host.name());
-        Edge::launch(host, manifest, args, free_port(), dir)
+        Edge::launch(host, Path::new(source), args, free_port(), dir)
     }
 
     fn launch(

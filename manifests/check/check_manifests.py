@@ -15,7 +15,8 @@ output of `kubectl kustomize` for the base and each overlay. Then:
 - SpinApp and SpinAppExecutor are validated against the CRDs vendored in
   manifests/crds/, with every object schema closed so unknown fields are errors;
 - the project's own rules hold (see the check_* functions: freshness,
-  executor, replicas, variables, outbound, secrets, hardening, references).
+  executor, replicas, variables, outbound, secrets, hardening, references,
+  image).
 
 Each check prints one line; failures are listed under it. The exit code is 0
 only when every check passes.
@@ -847,6 +848,43 @@ def check_references(sets: list[ObjectSet]) -> Check:
     return c
 
 
+def split_image(ref: str) -> tuple[str, str | None, str | None]:
+    """An image reference's repository, tag and digest (None when absent)."""
+    rest, _, digest = ref.partition("@")
+    colon, slash = rest.rfind(":"), rest.rfind("/")
+    if colon > slash:
+        return rest[:colon], rest[colon + 1 :], digest or None
+    return rest, None, digest or None
+
+
+def check_image(sets: list[ObjectSet], spin: dict) -> Check:
+    """The SpinApp runs what `make push REGISTRY=<registry>/<name>:<tag>`
+    pushes from spin.toml: a repository named like [application] name, tagged
+    with [application] version (the version the artifact is annotated with),
+    or pinned by digest."""
+    c = Check("image")
+    app_meta = spin.get("application") or {}
+    name, version = app_meta.get("name"), app_meta.get("version")
+    if not name or not version:
+        c.fail("spin.toml [application] needs a name and a version (the SpinApp's image is checked against them)")
+    images = set()
+    for s in sets:
+        for app in s.of_kind("SpinApp"):
+            image = str(get(app.doc, "spec", "image", default=""))
+            repository, tag, digest = split_image(image)
+            expected = f"<registry>/{name}:{version}"
+            if repository.rsplit("/", 1)[-1] != name or "/" not in repository:
+                c.fail(f"{app.ref()}: image {image!r} is not what `make push` pushes from spin.toml; expected {expected}")
+            elif digest is None and tag != version:
+                c.fail(
+                    f"{app.ref()}: image {image!r} has tag {tag or '(none)'}, not spin.toml's version {version!r}: "
+                    f"push it as {expected} (bump the version for a new push) or pin it by digest"
+                )
+            images.add(image)
+    c.summary = f"SpinApp image(s) {', '.join(sorted(images))} match spin.toml {name} {version}"
+    return c
+
+
 # --------------------------------------------------------------------------
 
 
@@ -880,6 +918,7 @@ def run(root: Path, use_kubectl: bool) -> int:
         check_secrets(loaded),
         check_hardening(loaded),
         check_references(loaded),
+        check_image(loaded, spin),
     ]
     for check in checks:
         if check.failures:

@@ -278,6 +278,21 @@ class BrokenManifestsFail(unittest.TestCase):
         self.refresher_container(misspell)
         self.assert_fails_with(r"FAIL references", r"key 'refresher_url' of Secret 'valkey'")
 
+    # -- image -------------------------------------------------------------
+
+    def test_image_tag_other_than_spin_toml_version(self):
+        self.spinapp(lambda spec: spec.update(image="ghcr.io/example/forex-edge:0.2.0"))
+        self.assert_fails_with(r"FAIL image", r"tag 0.2.0, not spin.toml's version '0.1.0'")
+
+    def test_image_of_another_app(self):
+        self.spinapp(lambda spec: spec.update(image="ghcr.io/example/forex-api:0.1.0"))
+        self.assert_fails_with(r"FAIL image", r"'ghcr.io/example/forex-api:0.1.0' is not what `make push` pushes")
+
+    def test_image_pinned_by_digest_is_fine(self):
+        self.spinapp(lambda spec: spec.update(image="127.0.0.1:5000/forex-edge@sha256:" + "0" * 64))
+        out = self.run_checker("--no-kubectl")
+        self.assertEqual(out.returncode, 0, out.stdout)
+
 
 class ScheduleParsing(unittest.TestCase):
     """The minute-field reader behind the freshness rule."""
