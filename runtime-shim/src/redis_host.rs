@@ -3,8 +3,16 @@
 //! `Connection::open(address)` is checked against the component's
 //! `allowed_outbound_hosts` before anything touches the network, then served
 //! from one multiplexed connection per address shared by every instance of
-//! the app (Spin opens a new connection per `open`). A connection that fails
-//! is dropped from the pool; the next `open` reconnects.
+//! the app (Spin opens a new connection per `open`). Connecting and each
+//! command are limited to [`REDIS_TIMEOUT`], so a server that stops answering
+//! without closing (paused, partitioned) is noticed.
+//!
+//! A connection found dead (I/O error, dropped, no answer in time) leaves the
+//! pool. A command safe to repeat ([`safe_to_repeat`]: reads) is then sent
+//! once more on a fresh connection, so the first command after a Valkey
+//! restart succeeds; any other command fails with an error saying it was not
+//! retried, since it may have taken effect. Errors name the cause and the
+//! address, never its credentials.
 
 use crate::bindings::redis::{self, Error, RedisParameter, RedisResult};
 use crate::state::InstanceState;
@@ -42,7 +50,7 @@ impl RedisPool {
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| Error::Other(format!("cannot connect to Redis: {}", describe(&e))))?;
+            .map_err(|e| Error::Other(format!("cannot connect: {}", describe(&e, address))))?;
         conns.insert(address.to_string(), conn.clone());
         Ok(conn)
     }
@@ -53,12 +61,55 @@ impl RedisPool {
     }
 }
 
-/// The error without the server address (which may carry credentials).
-fn describe(e: &::redis::RedisError) -> String {
-    match e.detail() {
-        Some(d) => format!("{:?}: {d}", e.kind()),
-        None => format!("{:?}", e.kind()),
-    }
+/// Commands that only read, so sending one again after a connection died
+/// cannot apply anything twice.
+pub fn safe_to_repeat(command: &str) -> bool {
+    const READS: &[&str] = &[
+        "GET",
+        "MGET",
+        "GETRANGE",
+        "STRLEN",
+        "EXISTS",
+        "TYPE",
+        "TTL",
+        "PTTL",
+        "HGET",
+        "HMGET",
+        "HGETALL",
+        "HEXISTS",
+        "HKEYS",
+        "HVALS",
+        "HLEN",
+        "LRANGE",
+        "LLEN",
+        "LINDEX",
+        "SMEMBERS",
+        "SISMEMBER",
+        "SCARD",
+        "ZRANGE",
+        "ZSCORE",
+        "ZCARD",
+        "PING",
+        "ECHO",
+    ];
+    READS.iter().any(|r| r.eq_ignore_ascii_case(command))
+}
+
+/// Whether `e` means the connection itself is gone or stuck.
+fn connection_failed(e: &::redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+}
+
+/// `e` as a sentence naming the server (without credentials) and the cause.
+fn describe(e: &::redis::RedisError, address: &str) -> String {
+    let cause = if e.is_timeout() {
+        format!("no answer within {REDIS_TIMEOUT:?}")
+    } else if e.is_io_error() || e.is_connection_dropped() {
+        format!("connection lost: {e}")
+    } else {
+        e.to_string()
+    };
+    scrub(&format!("Redis at {}: {cause}", redact(address)), address)
 }
 
 impl InstanceState {
@@ -66,23 +117,51 @@ impl InstanceState {
         &mut self,
         conn: &Resource<RedisConnection>,
         cmd: ::redis::Cmd,
+        name: &str,
     ) -> wasmtime::Result<Result<T, Error>> {
         let c = self.table.get(conn)?;
         let (address, mut redis) = (c.address.clone(), c.conn.clone());
-        match cmd.query_async::<T>(&mut redis).await {
-            Ok(v) => Ok(Ok(v)),
-            Err(e) if e.kind() == ::redis::ErrorKind::UnexpectedReturnType => Ok(Err(Error::TypeError)),
+        let e = match cmd.query_async::<T>(&mut redis).await {
+            Ok(v) => return Ok(Ok(v)),
+            Err(e) if e.kind() == ::redis::ErrorKind::UnexpectedReturnType => {
+                return Ok(Err(Error::TypeError));
+            }
+            Err(e) => e,
+        };
+        if !connection_failed(&e) {
+            return Ok(Err(Error::Other(describe(&e, &address))));
+        }
+        self.app.redis.evict(&address).await;
+        if !safe_to_repeat(name) {
+            return Ok(Err(Error::Other(format!(
+                "{}; {name} was not retried: it may have taken effect",
+                describe(&e, &address)
+            ))));
+        }
+        let mut fresh = match self.app.redis.get(&address).await {
+            Ok(c) => c,
+            Err(Error::Other(m)) => {
+                return Ok(Err(Error::Other(format!(
+                    "{}; retrying {name} on a new connection failed: {m}",
+                    describe(&e, &address)
+                ))));
+            }
+            Err(other) => return Ok(Err(other)),
+        };
+        self.table.get_mut(conn)?.conn = fresh.clone();
+        Ok(match cmd.query_async::<T>(&mut fresh).await {
+            Ok(v) => Ok(v),
+            Err(e) if e.kind() == ::redis::ErrorKind::UnexpectedReturnType => Err(Error::TypeError),
             Err(e) => {
-                if e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_timeout()
-                    || e.is_unrecoverable_error()
-                {
+                if connection_failed(&e) {
                     self.app.redis.evict(&address).await;
                 }
-                Ok(Err(Error::Other(describe(&e))))
+                Err(Error::Other(format!(
+                    "{} (after one retry)",
+                    describe(&e, &address)
+                )))
             }
-        }
+        })
     }
 }
 
@@ -112,7 +191,7 @@ impl HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<(), Error>> {
         let mut cmd = ::redis::cmd("PUBLISH");
         cmd.arg(channel).arg(payload);
-        Ok(self.run::<i64>(&c, cmd).await?.map(|_| ()))
+        Ok(self.run::<i64>(&c, cmd, "PUBLISH").await?.map(|_| ()))
     }
 
     async fn get(
@@ -122,7 +201,7 @@ impl HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let mut cmd = ::redis::cmd("GET");
         cmd.arg(key);
-        self.run(&c, cmd).await
+        self.run(&c, cmd, "GET").await
     }
 
     async fn set(
@@ -133,7 +212,7 @@ impl HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<(), Error>> {
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(key).arg(value);
-        self.run(&c, cmd).await
+        self.run(&c, cmd, "SET").await
     }
 
     async fn incr(
@@ -143,7 +222,7 @@ impl HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<i64, Error>> {
         let mut cmd = ::redis::cmd("INCR");
         cmd.arg(key);
-        self.run(&c, cmd).await
+        self.run(&c, cmd, "INCR").await
     }
 
     async fn del(
@@ -153,7 +232,7 @@ impl HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<u32, Error>> {
         let mut cmd = ::redis::cmd("DEL");
         cmd.arg(keys);
-        self.run(&c, cmd).await
+        self.run(&c, cmd, "DEL").await
     }
 
     async fn sadd(
@@ -164,7 +243,7 @@ impl HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<u32, Error>> {
         let mut cmd = ::redis::cmd("SADD");
         cmd.arg(key).arg(values);
-        self.run(&c, cmd).await
+        self.run(&c, cmd, "SADD").await
     }
 
     async fn smembers(
@@ -174,7 +253,7 @@ impl HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let mut cmd = ::redis::cmd("SMEMBERS");
         cmd.arg(key);
-        self.run(&c, cmd).await
+        self.run(&c, cmd, "SMEMBERS").await
     }
 
     async fn srem(
@@ -185,7 +264,7 @@ impl HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<u32, Error>> {
         let mut cmd = ::redis::cmd("SREM");
         cmd.arg(key).arg(values);
-        self.run(&c, cmd).await
+        self.run(&c, cmd, "SREM").await
     }
 
     async fn execute(
@@ -201,7 +280,7 @@ impl HostConnection for InstanceState {
                 RedisParameter::Binary(b) => cmd.arg(b),
             };
         }
-        Ok(match self.run::<::redis::Value>(&c, cmd).await? {
+        Ok(match self.run::<::redis::Value>(&c, cmd, &command).await? {
             Ok(v) => to_results(v),
             Err(e) => Err(e),
         })
@@ -237,6 +316,20 @@ fn to_results(v: ::redis::Value) -> Result<Vec<RedisResult>, Error> {
     }
 }
 
+/// `message` with the password of `address` (if any) replaced, in case a
+/// library error quoted it.
+fn scrub(message: &str, address: &str) -> String {
+    let password = address
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':').map(|(_, pw)| pw))
+        .filter(|pw| !pw.is_empty());
+    match password {
+        Some(pw) => message.replace(pw, "***"),
+        None => message.to_string(),
+    }
+}
+
 /// An address without its password, for logs.
 pub fn redact(address: &str) -> String {
     match address.split_once("://") {
@@ -245,5 +338,39 @@ pub fn redact(address: &str) -> String {
             None => address.to_string(),
         },
         None => "<not a URL>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reads_are_repeated() {
+        for read in ["GET", "get", "EXISTS", "SMEMBERS", "HGETALL"] {
+            assert!(safe_to_repeat(read), "{read}");
+        }
+        for write in [
+            "INCR", "PUBLISH", "SET", "DEL", "SADD", "SREM", "EVAL", "GETDEL", "GETEX",
+        ] {
+            assert!(!safe_to_repeat(write), "{write}");
+        }
+    }
+
+    #[test]
+    fn credentials_never_reach_a_message() {
+        let url = "redis://edge:s3cret@valkey:6379";
+        assert_eq!(redact(url), "redis://***@valkey:6379");
+        assert_eq!(redact("redis://valkey:6379"), "redis://valkey:6379");
+        assert_eq!(redact("valkey:6379"), "<not a URL>");
+        assert_eq!(scrub("AUTH s3cret refused", url), "AUTH *** refused");
+        assert_eq!(scrub("nothing secret", "redis://valkey:6379"), "nothing secret");
+        let io = ::redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let said = describe(&io, url);
+        assert!(
+            said.starts_with("Redis at redis://***@valkey:6379: connection lost"),
+            "{said}"
+        );
+        assert!(!said.contains("s3cret"), "{said}");
     }
 }
