@@ -1,8 +1,15 @@
 //! The Redis trigger: SUBSCRIBE each channel at its address and, per
 //! message, call the component's `fermyon:spin/inbound-redis` handler in a
 //! fresh instance. Handler errors are logged, never fatal. When the
-//! connection drops the subscriber reconnects with capped exponential backoff
-//! while HTTP keeps serving (Spin's own trigger ends the process instead).
+//! connection drops, or the server stops answering the PING sent every
+//! [`PING_EVERY`] (a paused or partitioned server keeps the TCP connection
+//! open), the subscriber reconnects with capped exponential backoff while
+//! HTTP keeps serving (Spin's own trigger ends the process instead).
+//!
+//! Messages published while the subscriber was away are lost to it, as
+//! pub/sub has no memory. So after every *re*subscription each component
+//! gets one message with an empty payload on each of its channels: the hint
+//! to catch up that Spin cannot give (its trigger never resubscribes).
 
 use crate::bindings::redis_handler::RedisHandlerPre;
 use crate::redis_host::redact;
@@ -16,6 +23,11 @@ use wasmtime::Store;
 
 const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often an idle subscription is checked, and how long the answer may take.
+const PING_EVERY: Duration = Duration::from_secs(2);
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// Connecting and subscribing, together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RedisComponent {
     pub pre: RedisHandlerPre<InstanceState>,
@@ -36,15 +48,17 @@ impl Subscriber {
     /// Runs until the process ends.
     pub async fn run(self) {
         let mut delay = BACKOFF_INITIAL;
+        let mut resubscribing = false;
         loop {
-            match self.subscribe_and_serve().await {
+            match self.subscribe_and_serve(resubscribing).await {
                 // It was subscribed: start over with short delays.
-                Ok(()) => {
+                Ok(lost) => {
                     eprintln!(
-                        "runtime-shim: redis trigger lost its connection to {}",
+                        "runtime-shim: redis trigger lost its connection to {}: {lost}",
                         redact(&self.address)
                     );
                     delay = BACKOFF_INITIAL;
+                    resubscribing = true;
                 }
                 Err(e) => eprintln!(
                     "runtime-shim: redis trigger cannot subscribe at {}: {e}",
@@ -58,29 +72,56 @@ impl Subscriber {
         }
     }
 
-    /// Subscribes and handles messages until the connection ends.
-    async fn subscribe_and_serve(&self) -> wasmtime::Result<()> {
+    /// Subscribes and handles messages until the connection is lost;
+    /// returns why. `Err` when it could not subscribe at all.
+    async fn subscribe_and_serve(&self, resubscribing: bool) -> wasmtime::Result<String> {
         let client = redis::Client::open(self.address.as_str())?;
-        let mut pubsub = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
+        let subscribe = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            for channel in self.channels.keys() {
+                pubsub.subscribe(channel).await?;
+            }
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, subscribe)
             .await
-            .map_err(|_| wasmtime::format_err!("connection timed out"))??;
-        for channel in self.channels.keys() {
-            pubsub.subscribe(channel).await?;
-        }
+            .map_err(|_| wasmtime::format_err!("no answer within {CONNECT_TIMEOUT:?}"))??;
         let names: Vec<&str> = self.channels.keys().map(String::as_str).collect();
         eprintln!(
             "runtime-shim: redis trigger subscribed to {names:?} at {}",
             redact(&self.address)
         );
-        let mut messages = pubsub.on_message();
-        while let Some(msg) = messages.next().await {
-            let channel = msg.get_channel_name().to_string();
-            let payload = msg.get_payload_bytes().to_vec();
-            for component in self.channels.get(&channel).into_iter().flatten() {
-                self.deliver(component.clone(), &channel, payload.clone()).await;
+        if resubscribing {
+            for (channel, components) in &self.channels {
+                for component in components {
+                    self.deliver(component.clone(), channel, Vec::new()).await;
+                }
             }
         }
-        Ok(())
+        let (mut sink, mut messages) = pubsub.split();
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = messages.next() => {
+                    let Some(msg) = msg else {
+                        return Ok("the connection closed".into());
+                    };
+                    let channel = msg.get_channel_name().to_string();
+                    let payload = msg.get_payload_bytes().to_vec();
+                    for component in self.channels.get(&channel).into_iter().flatten() {
+                        self.deliver(component.clone(), &channel, payload.clone()).await;
+                    }
+                }
+                _ = ping.tick() => {
+                    match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Ok(format!("PING failed: {e}")),
+                        Err(_) => return Ok(format!("no answer to PING within {PING_TIMEOUT:?}")),
+                    }
+                }
+            }
+        }
     }
 
     /// One message to one component, in a fresh instance. Messages are
@@ -105,9 +146,11 @@ impl Subscriber {
         };
         match tokio::time::timeout(self.handler_timeout, call).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => {
-                eprintln!("runtime-shim: component {id:?} failed to handle a message on {channel:?}: {e:?}")
-            }
+            // The interface's error carries no message: the component's own
+            // log says why.
+            Ok(Ok(Err(e))) => eprintln!(
+                "runtime-shim: component {id:?} returned {e:?} for a message on {channel:?} (the cause is in its own log)"
+            ),
             Ok(Err(trap)) => {
                 eprintln!("runtime-shim: component {id:?} trapped on a message on {channel:?}: {trap:?}")
             }
