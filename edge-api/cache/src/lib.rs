@@ -14,9 +14,10 @@ use std::fmt;
 
 /// The compact table of the newest snapshot seen (see `shared::table`).
 pub const TABLE_KEY: &str = "rates:table";
-/// When `rates-http` last read Valkey without getting fresher rates (Valkey
-/// failing, no snapshot, nothing newer): Unix milliseconds, decimal.
-pub const UNFRUITFUL_READ_KEY: &str = "rates:unfruitful-valkey-read";
+/// Whether `rates-http` may start a Valkey read (see [`claim_valkey_read`]):
+/// `reading:<ms>` while one is in flight, `paused:<ms>` after one that left
+/// the cache due; the Unix milliseconds until which no other read starts.
+pub const VALKEY_READ_KEY: &str = "rates:valkey-read";
 
 /// Why Valkey could not refill the cache.
 #[derive(Debug)]
@@ -67,13 +68,25 @@ pub fn cached_table(store: &Store) -> Result<Option<Vec<u8>>, RefillError> {
 pub fn refill_from_valkey(store: &Store) -> Result<(Refill, Option<Vec<u8>>), RefillError> {
     let url = variable("valkey_url")?;
     let key = variable("rates_key")?;
-    let conn = spin_sdk::redis::Connection::open(&url).map_err(|e| RefillError::Valkey(format!("{e:?}")))?;
+    let conn = spin_sdk::redis::Connection::open(&url).map_err(valkey_error)?;
     let bytes = conn
         .get(&key)
-        .map_err(|e| RefillError::Valkey(format!("{e:?}")))?
+        .map_err(valkey_error)?
         .ok_or_else(|| RefillError::Missing(key.clone()))?;
     let snapshot = Snapshot::decode(&bytes).map_err(|e| RefillError::Invalid(e.to_string()))?;
     store_if_newer(store, &snapshot)
+}
+
+/// The host's Redis error as a sentence (the host names the address
+/// without credentials in `Other`).
+fn valkey_error(e: spin_sdk::redis::Error) -> RefillError {
+    use spin_sdk::redis::Error;
+    RefillError::Valkey(match e {
+        Error::InvalidAddress => "the address is invalid or not in allowed_outbound_hosts".into(),
+        Error::TooManyConnections => "too many connections".into(),
+        Error::TypeError => "unexpected reply type".into(),
+        Error::Other(m) => m,
+    })
 }
 
 /// The cache's side of a refill: the snapshot order decides.
@@ -92,32 +105,62 @@ pub fn store_if_newer(store: &Store, snapshot: &Snapshot) -> Result<(Refill, Opt
     Ok((Refill::Stored { seq: snapshot.seq }, Some(encoded)))
 }
 
-/// Whether a request whose cache is due may read Valkey now. Always, unless
-/// a read left the cache due less than `every_ms` ago; once that pause is
-/// over, the request that goes ahead records itself first, so a failing
-/// Valkey sees at most one read per `every_ms` from each instance while
-/// requests racing to fill an empty cache all read.
-pub fn may_read_valkey(store: &Store, now: Timestamp, every_ms: i64) -> bool {
-    let last = store
-        .get(UNFRUITFUL_READ_KEY)
+/// Why a request whose cache is due may not read Valkey now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Another request of this instance group is reading Valkey.
+    Reading,
+    /// A read left the cache due a moment ago: Valkey failing, no snapshot,
+    /// nothing newer.
+    Paused,
+}
+
+/// Claims the one Valkey read an instance group may have in flight. `Ok`
+/// when this request may read (it then holds the claim for `in_flight_ms`,
+/// or until [`finish_valkey_read`]); otherwise why not, and the caller
+/// answers from the cache at once. A read that never returns (a Valkey that
+/// stopped answering, on a host with no timeout) thus holds back the others
+/// for `in_flight_ms`, after which one more may try. The store has no
+/// compare-and-set, so requests that race within the same instant may both
+/// read: rare, and harmless.
+pub fn claim_valkey_read(store: &Store, now: Timestamp, in_flight_ms: i64) -> Result<(), Held> {
+    let current = store
+        .get(VALKEY_READ_KEY)
         .ok()
         .flatten()
-        .and_then(|b| std::str::from_utf8(&b).ok()?.parse::<i64>().ok());
-    match last {
-        None => true,
-        Some(ms) if (0..every_ms).contains(&(now.unix_millis() - ms)) => false,
-        Some(_) => note_unfruitful_read(store, now),
+        .and_then(|b| parse_hold(&b));
+    if let Some((held, until)) = current
+        && now.unix_millis() < until
+    {
+        return Err(held);
     }
+    let _ = store.set(
+        VALKEY_READ_KEY,
+        format!("reading:{}", now.unix_millis() + in_flight_ms).as_bytes(),
+    );
+    Ok(())
 }
 
-/// Records a read that left the cache due; returns whether it was recorded.
-pub fn note_unfruitful_read(store: &Store, now: Timestamp) -> bool {
-    store
-        .set(UNFRUITFUL_READ_KEY, now.unix_millis().to_string().as_bytes())
-        .is_ok()
+/// Ends a claimed read: the next due request may read at once if this one
+/// brought fresher rates (`fruitful`), else only after `pause_ms`.
+pub fn finish_valkey_read(store: &Store, now: Timestamp, fruitful: bool, pause_ms: i64) {
+    let _ = if fruitful {
+        store.delete(VALKEY_READ_KEY)
+    } else {
+        store.set(
+            VALKEY_READ_KEY,
+            format!("paused:{}", now.unix_millis() + pause_ms).as_bytes(),
+        )
+    };
 }
 
-/// Valkey gave fresher rates: the next due request may read at once.
-pub fn forget_unfruitful_reads(store: &Store) {
-    let _ = store.delete(UNFRUITFUL_READ_KEY);
+fn parse_hold(bytes: &[u8]) -> Option<(Held, i64)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (kind, until) = text.split_once(':')?;
+    let held = match kind {
+        "reading" => Held::Reading,
+        "paused" => Held::Paused,
+        _ => return None,
+    };
+    Some((held, until.parse().ok()?))
 }

@@ -2,14 +2,16 @@
 //!
 //! Every answer comes from the instance's key-value cache. The cache is
 //! refilled from Valkey when it is empty or its snapshot is older than
-//! `revalidate_age`; after a read that brought nothing fresher (Valkey
-//! failing, no snapshot, nothing newer), at most once per
-//! [`VALKEY_READ_EVERY_MS`] per instance, so a failing Valkey is not
-//! hammered. A rate older than `max_rate_age` is never served.
+//! `revalidate_age`, by one request at a time per instance group: the others
+//! answer from the cache at once, or, with an empty cache, wait up to
+//! [`EMPTY_CACHE_WAIT_MS`] for that read. After a read that brought nothing
+//! fresher (Valkey failing, no snapshot, nothing newer) the next waits
+//! [`VALKEY_READ_EVERY_MS`], so a failing Valkey is not hammered; a read that
+//! never returns (Spin has no Redis timeout) holds the others back for
+//! [`VALKEY_READ_IN_FLIGHT_MS`]. A rate older than `max_rate_age` is never
+//! served.
 
-use edge_cache::{
-    Refill, cached_table, forget_unfruitful_reads, may_read_valkey, note_unfruitful_read, refill_from_valkey,
-};
+use edge_cache::{Held, Refill, cached_table, claim_valkey_read, finish_valkey_read, refill_from_valkey};
 use shared::Timestamp;
 use shared::api::{ApiError, ErrorCode, RETRY_AFTER_SECS, RatesQuery};
 use shared::freshness;
@@ -22,6 +24,10 @@ use std::time::Duration;
 /// Least time between two Valkey reads by one instance while reads bring
 /// nothing fresher.
 const VALKEY_READ_EVERY_MS: i64 = 2_000;
+/// How long one Valkey read holds back the others before another may try.
+const VALKEY_READ_IN_FLIGHT_MS: i64 = 5_000;
+/// How long a request that finds the cache empty waits for another's read.
+const EMPTY_CACHE_WAIT_MS: u64 = 500;
 
 /// Most bytes one `blocking-write-and-flush` call may carry.
 const WRITE_CHUNK: usize = 4096;
@@ -196,8 +202,13 @@ fn load_table(now: Timestamp, revalidate_age: Duration) -> Option<Vec<u8>> {
         Some(Ok(t)) => freshness::age(t.oldest_quote(), now) > revalidate_age,
         _ => true,
     };
-    if !due(cached.as_deref()) || !may_read_valkey(&store, now, VALKEY_READ_EVERY_MS) {
+    if !due(cached.as_deref()) {
         return cached;
+    }
+    match claim_valkey_read(&store, now, VALKEY_READ_IN_FLIGHT_MS) {
+        Ok(()) => {}
+        Err(Held::Reading) if cached.is_none() => return wait_for_table(&store),
+        Err(_) => return cached,
     }
     let table = match refill_from_valkey(&store) {
         Ok((Refill::Stored { seq }, table)) => {
@@ -212,12 +223,23 @@ fn load_table(now: Timestamp, revalidate_age: Duration) -> Option<Vec<u8>> {
         }
     };
     // Only a read that leaves the cache due pauses the next ones.
-    if due(table.as_deref()) {
-        note_unfruitful_read(&store, now);
-    } else {
-        forget_unfruitful_reads(&store);
-    }
+    let fruitful = !due(table.as_deref());
+    finish_valkey_read(&store, Timestamp::now(), fruitful, VALKEY_READ_EVERY_MS);
     table
+}
+
+/// The table another request's read brings, polled for up to
+/// [`EMPTY_CACHE_WAIT_MS`]; `None` when none arrives in time.
+fn wait_for_table(store: &Store) -> Option<Vec<u8>> {
+    const POLL: Duration = Duration::from_millis(5);
+    let deadline = std::time::Instant::now() + Duration::from_millis(EMPTY_CACHE_WAIT_MS);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(POLL);
+        if let Ok(Some(table)) = cached_table(store) {
+            return Some(table);
+        }
+    }
+    None
 }
 
 fn unavailable() -> ApiError {

@@ -11,7 +11,11 @@ use spin_sdk::redis_component;
 fn on_rates_updated(message: bytes::Bytes) -> anyhow::Result<()> {
     let hint = String::from_utf8_lossy(&message);
     let store = Store::open_default()?;
-    match refill_from_valkey(&store)? {
+    // The handler's error reaches the host without its message: say it here.
+    let refill = refill_from_valkey(&store).inspect_err(|e| {
+        eprintln!("rates-sync: could not refresh the cache (message {hint:?}): {e}");
+    })?;
+    match refill {
         (Refill::Stored { seq }, _) => eprintln!("rates-sync: cached snapshot seq {seq} (message {hint:?})"),
         (Refill::Kept, _) => {
             eprintln!("rates-sync: kept the cached snapshot, newer than Valkey's (message {hint:?})")
