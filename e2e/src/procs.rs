@@ -121,6 +121,14 @@ impl Proc {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// Sends `signal` (e.g. "STOP") without waiting.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status();
+    }
+
     /// Sends `signal` (e.g. "TERM") and waits up to `limit` for the exit.
     pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<ExitStatus> {
         let pid = self.pid().to_string();
@@ -285,6 +293,17 @@ impl Valkey {
             .arg(message)
             .query(&mut self.conn())
             .expect("PUBLISH")
+    }
+
+    /// Freezes the server (SIGSTOP): its connections stay open but nothing
+    /// is answered, as with a stalled host or a partition that drops packets.
+    pub fn pause(&self) {
+        self.proc.as_ref().expect("Valkey is running").signal("STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.proc.as_ref().expect("Valkey is running").signal("CONT");
     }
 
     /// Stops the server (its data is lost: it keeps nothing on disk).

@@ -222,7 +222,7 @@ source = "{http}"
     });
     assert!(after.is_some(), "{}", shim.log());
     assert_eq!(shim.get("/kv/get?key=probe:count").text(), "Some(\"2\")");
-    shim.assert_logged("failed to handle a message");
+    shim.assert_logged("for a message on \"events\" (the cause is in its own log)");
     shim.assert_logged("trapped on a message");
 }
 
@@ -710,3 +710,78 @@ e2e::on_both_hosts!(
     well_known_paths_are_the_hosts_own_and_components_need_a_host_header,
     a_trapping_component_answers_500,
 );
+
+#[test]
+fn after_a_valkey_restart_reads_are_retried_once_and_writes_are_not() {
+    let mut valkey = Valkey::start();
+    let dir = TempDir::new("retry");
+    let shim = start_probe(&valkey, &dir);
+    // Each kind of command meets a pooled connection that died with the
+    // Valkey it was opened to.
+    let after_restart = |valkey: &mut Valkey, target: &str| {
+        assert_eq!(body_of(&shim.get("/redis/set?key=warm&value=1")), "()");
+        valkey.restart();
+        shim.get(target)
+    };
+    let read = after_restart(&mut valkey, "/redis/get?key=warm");
+    assert_eq!(
+        (read.status, read.text().as_str()),
+        (200, "None"),
+        "a read is retried"
+    );
+    for (target, command) in [
+        ("/redis/publish?channel=c&message=m", "PUBLISH"),
+        ("/redis/set?key=k&value=v", "SET"),
+        ("/redis/incr?key=n", "INCR"),
+    ] {
+        let r = after_restart(&mut valkey, target);
+        assert_eq!(r.status, 500, "{command}: {}", r.text());
+        let text = r.text();
+        for part in [
+            format!("Redis at redis://127.0.0.1:{}", valkey.port),
+            "connection lost".to_string(),
+            format!("{command} was not retried"),
+        ] {
+            assert!(text.contains(&part), "{command}: {part:?} missing from {text}");
+        }
+        // The next call has a fresh connection and succeeds.
+        assert_eq!(shim.get(target).status, 200, "{command} afterwards");
+    }
+    assert_eq!(
+        valkey.get("n").as_deref(),
+        Some(&b"1"[..]),
+        "INCR ran once, by the later call"
+    );
+}
+
+#[test]
+fn a_paused_valkey_is_noticed_by_the_trigger_and_bounds_outbound_calls() {
+    let valkey = Valkey::start();
+    let dir = TempDir::new("paused");
+    let shim = start_probe(&valkey, &dir);
+    shim.wait_subscribed();
+    assert_eq!(body_of(&shim.get("/redis/set?key=warm&value=1")), "()");
+    valkey.pause();
+    let paused = Instant::now();
+    // A read: the command times out, the retry cannot connect in time.
+    let r = shim.get("/redis/get?key=warm");
+    let read_took = paused.elapsed();
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("no answer within"), "{}", r.text());
+    assert!(read_took < Duration::from_secs(7), "a read took {read_took:?}");
+    // The subscription's PING goes unanswered.
+    shim.wait_logged("no answer to PING", Duration::from_secs(6));
+    let noticed = paused.elapsed();
+    println!("paused Valkey: outbound read failed after {read_took:?}, trigger noticed after {noticed:?}");
+    valkey.resume();
+    eventually(Duration::from_secs(10), || {
+        (shim.log().matches("subscribed to").count() >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("resubscribed after the pause:\n{}", shim.log()));
+    assert_eq!(valkey.publish("events", "after-pause"), 1);
+    eventually(Duration::from_secs(5), || {
+        (shim.get("/kv/get?key=probe:last").text() == "Some(\"after-pause\")").then_some(())
+    })
+    .unwrap_or_else(|| panic!("delivered after the pause:\n{}", shim.log()));
+    assert_eq!(body_of(&shim.get("/redis/get?key=warm")), "Some(\"1\")");
+}
