@@ -401,10 +401,15 @@ pub struct Run {
 
 /// Runs `refresher once` with `args` (plus env), killing it after `limit`.
 pub fn refresher_once(args: &[String], env: &[(&str, &str)], limit: Duration) -> Run {
+    refresher_command("once", args, env, limit)
+}
+
+/// Runs `refresher <subcommand>` with `args` (plus env), killing it after `limit`.
+pub fn refresher_command(subcommand: &str, args: &[String], env: &[(&str, &str)], limit: Duration) -> Run {
     let dir = TempDir::new("refresher");
     let started = Instant::now();
     let mut cmd = Command::new(bin("refresher"));
-    cmd.arg("once").args(args);
+    cmd.arg(subcommand).args(args);
     // Isolate from the caller's environment (the refresher reads settings
     // from it): only what the test gives.
     cmd.env_clear();

@@ -341,3 +341,97 @@ fn the_token_and_the_valkey_password_never_reach_the_logs() {
     let snapshot: Snapshot = Snapshot::decode(&valkey.get("rates").unwrap()).unwrap();
     assert_eq!(snapshot.quotes.len(), 8);
 }
+
+/// `refresher status` against `valkey` as the URL `url`, text and JSON.
+fn status(url: &str, extra: &[&str]) -> (Option<i32>, String, serde_json::Value) {
+    let mut args = vec!["--valkey-url".to_string(), url.to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let text = e2e::refresher_command("status", &args, &[], Duration::from_secs(10));
+    args.push("--json".into());
+    let json = e2e::refresher_command("status", &args, &[], Duration::from_secs(10));
+    assert_eq!(text.code, json.code, "{}\n{}", text.log, json.log);
+    let value = serde_json::from_str(json.log.trim())
+        .unwrap_or_else(|e| panic!("status --json printed no JSON ({e}):\n{}", json.log));
+    (json.code, text.log, value)
+}
+
+#[test]
+fn status_gives_each_verdict_with_its_exit_code_on_a_live_stack() {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    let (code, text, json) = status(&valkey.url(), &[]);
+    assert_eq!(
+        (code, json["verdict"].as_str()),
+        (Some(12), Some("missing")),
+        "{text}"
+    );
+    assert!(text.contains("snapshot   none: no snapshot is stored"), "{text}");
+
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let stored = stored_snapshot(&valkey).unwrap();
+    let (code, text, json) = status(&valkey.url(), &[]);
+    assert_eq!((code, json["verdict"].as_str()), (Some(0), Some("ok")), "{text}");
+    assert_eq!(json["snapshot"]["seq"].as_u64(), Some(stored.seq));
+    assert_eq!(
+        json["snapshot"]["pairs"].as_u64(),
+        Some(stored.quotes.len() as u64)
+    );
+    assert_eq!(json["snapshot"]["fetched_at"], stored.fetched_at.to_rfc3339());
+    assert_eq!(json["quota"]["used_today"].as_u64(), Some(one_frame.calls()));
+    assert!(text.contains(&format!("seq {}", stored.seq)), "{text}");
+    assert!(text.ends_with("verdict    ok (exit 0)\n"), "{text}");
+
+    // The rest of today's schedule cannot be met with a budget this small.
+    let (code, text, json) = status(&valkey.url(), &["--daily-quota", "1"]);
+    assert_eq!(
+        (code, json["verdict"].as_str()),
+        (Some(10), Some("quota-at-risk")),
+        "{text}"
+    );
+    assert!(text.contains("AT RISK"), "{text}");
+
+    let now = Timestamp::now();
+    let old = e2e::snapshot_stamped(99, now, now.minus(Duration::from_secs(301)));
+    valkey.set("rates", &old.encode());
+    let (code, text, json) = status(&valkey.url(), &[]);
+    assert_eq!(
+        (code, json["verdict"].as_str()),
+        (Some(11), Some("stale")),
+        "{text}"
+    );
+    assert!(text.contains("PAST the 300 s promise"), "{text}");
+    assert_eq!(json["snapshot"]["fresh"], false);
+}
+
+#[test]
+fn status_runs_as_the_read_only_edge_user_and_never_prints_its_password() {
+    let valkey = Valkey::start_with(e2e::ValkeyOptions {
+        password: Some("adm-5e6f".into()),
+        users: vec!["reader on >rdr-7a8b ~rates resetchannels -@all +get +@connection".into()],
+    });
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let url = format!("redis://reader:rdr-7a8b@{}", valkey.host());
+    let (code, text, json) = status(&url, &[]);
+    assert_eq!((code, json["verdict"].as_str()), (Some(0), Some("ok")), "{text}");
+    assert!(json["quota"]["used_today"].is_null(), "{json}");
+    assert!(
+        text.contains("quota      unknown (this Valkey user may not read the call count)"),
+        "{text}"
+    );
+    let wrong = e2e::refresher_command(
+        "status",
+        &[
+            "--valkey-url".into(),
+            format!("redis://reader:nope-1c2d@{}", valkey.host()),
+        ],
+        &[],
+        Duration::from_secs(10),
+    );
+    assert_eq!(wrong.code, Some(2), "{}", wrong.log);
+    for log in [&text, &wrong.log] {
+        for secret in ["rdr-7a8b", "nope-1c2d", "adm-5e6f"] {
+            assert!(!log.contains(secret), "{log}");
+        }
+    }
+}

@@ -30,6 +30,15 @@ pub enum Command {
         #[arg(long, env = "REFRESH_EVERY", default_value = "4m", value_parser = parse_duration)]
         every: Duration,
     },
+    /// Read-only report: the snapshot, its freshness, today's calls and a
+    /// verdict (exit 0 ok, 10 quota at risk, 11 stale, 12 missing).
+    Status {
+        #[command(flatten)]
+        settings: Settings,
+        /// Print JSON instead of one screen of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

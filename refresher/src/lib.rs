@@ -9,5 +9,6 @@ pub mod config;
 pub mod quota;
 pub mod refresh;
 pub mod schedule;
+pub mod status;
 pub mod store;
 pub mod valkey;

@@ -1,8 +1,9 @@
-//! `refresher once` / `refresher run --every 4m`.
+//! `refresher once` / `refresher run --every 4m` / `refresher status`.
 //!
 //! Exit codes: 0 refreshed (or a newer snapshot was already stored),
 //! 1 transient failure, 2 configuration error, 3 authentication error,
-//! 4 quota exhausted for today.
+//! 4 quota exhausted for today; `status` adds its verdicts (10 quota at
+//! risk, 11 stale, 12 missing).
 
 use clap::Parser;
 use refresher::client::{OneFrameClient, usd_legs};
@@ -11,7 +12,8 @@ use refresher::config::{Cli, Command, Settings};
 use refresher::quota::QuotaGuard;
 use refresher::refresh::{Backoff, RefreshError, Refreshed, Refresher};
 use refresher::store::{SnapshotStore, WriteOutcome};
-use refresher::{schedule, valkey};
+use refresher::{schedule, status, valkey};
+use shared::Timestamp;
 use std::process::ExitCode;
 
 fn build(s: &Settings) -> Result<Refresher<SystemClock>, RefreshError> {
@@ -62,12 +64,82 @@ async fn shutdown_signal() {
     }
 }
 
+/// `refresher status`: read-only, so it needs no One-Frame and spends nothing.
+async fn status(s: &Settings, json: bool) -> ExitCode {
+    let fail = |code: u8, what: String| {
+        eprintln!("refresher: {what}");
+        ExitCode::from(code)
+    };
+    let client = match valkey::client(&s.valkey_url) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
+    let connect = client.get_multiplexed_async_connection();
+    let mut conn = match tokio::time::timeout(s.connect_timeout, connect).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+            return fail(
+                2,
+                format!(
+                    "Valkey refused the credentials of {}: {e}",
+                    valkey::redact(&s.valkey_url)
+                ),
+            );
+        }
+        Ok(Err(e)) => {
+            return fail(
+                1,
+                format!("cannot reach Valkey at {}: {e}", valkey::redact(&s.valkey_url)),
+            );
+        }
+        Err(_) => {
+            return fail(
+                1,
+                format!(
+                    "Valkey at {} did not answer within {:?}",
+                    valkey::redact(&s.valkey_url),
+                    s.connect_timeout
+                ),
+            );
+        }
+    };
+    let now = Timestamp::now();
+    let (stored, used) =
+        match tokio::time::timeout(s.connect_timeout, status::read(&mut conn, &s.rates_key, now)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return fail(
+                    1,
+                    format!("cannot read Valkey at {}: {e}", valkey::redact(&s.valkey_url)),
+                );
+            }
+            Err(_) => {
+                return fail(
+                    1,
+                    format!(
+                        "Valkey at {} did not answer within {:?}",
+                        valkey::redact(&s.valkey_url),
+                        s.connect_timeout
+                    ),
+                );
+            }
+        };
+    let report = status::judge(stored.as_deref(), used, now, s.daily_quota, s.schedule_interval);
+    if json {
+        println!("{}", serde_json::to_string(&report).expect("a status serializes"));
+    } else {
+        print!("{}", status::render_text(&report, s.schedule_interval));
+    }
+    ExitCode::from(report.verdict.exit_code())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let (settings, every) = match &cli.command {
         Command::Once(s) => (s, None),
         Command::Run { settings, every } => (settings, Some(*every)),
+        Command::Status { settings, json } => return status(settings, *json).await,
     };
     let fail = |e: RefreshError| {
         eprintln!("refresher: {e}");

@@ -1,0 +1,288 @@
+//! `refresher status`: how the system is doing, read-only, in one screen or
+//! as JSON, with a verdict and an exit code to match (README, "Refresher").
+//!
+//! It reads the snapshot (`GET <rates key>`) and today's One-Frame call count
+//! (`GET oneframe:calls:<day>`) and nothing else, so it also runs as the
+//! edge's read-only ACL user, which may read the snapshot only: the quota is
+//! then reported as unknown and judged on nothing.
+
+use crate::quota::{self, reserve_for_schedule};
+use serde::Serialize;
+use shared::freshness::{self, DEFAULT_MAX_RATE_AGE};
+use shared::{Snapshot, Timestamp};
+use std::time::Duration;
+
+/// The verdict, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// No valid snapshot under the rates key.
+    Missing,
+    /// The snapshot's oldest rate is past the 5-minute promise.
+    Stale,
+    /// Today's calls leave fewer than the rest of the day's schedule needs.
+    QuotaAtRisk,
+    Ok,
+}
+
+impl Verdict {
+    /// 0 when all is well; distinct codes above the refresher's own (0–4).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::QuotaAtRisk => 10,
+            Verdict::Stale => 11,
+            Verdict::Missing => 12,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotStatus {
+    pub seq: u64,
+    pub fetched_at: String,
+    pub age_seconds: u64,
+    pub pairs: usize,
+    /// Age of the oldest rate: what the edge's promise is measured on.
+    pub oldest_rate_age_seconds: u64,
+    pub fresh: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaStatus {
+    /// `None` when Valkey would not say (e.g. an ACL user without access).
+    pub used_today: Option<u64>,
+    pub budget: u64,
+    /// Calls the scheduled refreshes still due today need.
+    pub needed_for_schedule: u64,
+    pub at_risk: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_because: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub verdict: Verdict,
+    pub checked_at: String,
+    pub max_rate_age_seconds: u64,
+    pub snapshot: Option<SnapshotStatus>,
+    /// Why there is no snapshot to report (absent, or invalid and why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_problem: Option<String>,
+    pub quota: QuotaStatus,
+}
+
+/// What was read from Valkey, judged at `now`.
+pub fn judge(
+    stored: Option<&[u8]>,
+    used_today: Result<u64, String>,
+    now: Timestamp,
+    budget: u64,
+    schedule_interval: Duration,
+) -> Status {
+    let max_age = DEFAULT_MAX_RATE_AGE;
+    let (snapshot, snapshot_problem) = match stored.map(Snapshot::decode) {
+        None => (None, Some("no snapshot is stored".to_string())),
+        Some(Err(e)) => (None, Some(format!("the stored snapshot is invalid: {e}"))),
+        Some(Ok(s)) => {
+            let oldest = s.oldest_quote();
+            let snapshot = SnapshotStatus {
+                seq: s.seq,
+                fetched_at: s.fetched_at.to_rfc3339(),
+                age_seconds: freshness::age(s.fetched_at, now).as_secs(),
+                pairs: s.quotes.len(),
+                oldest_rate_age_seconds: freshness::age(oldest, now).as_secs(),
+                fresh: freshness::is_fresh(oldest, now, max_age),
+            };
+            (Some(snapshot), None)
+        }
+    };
+    let needed = reserve_for_schedule(now, schedule_interval);
+    let quota = match used_today {
+        Ok(used) => QuotaStatus {
+            used_today: Some(used),
+            budget,
+            needed_for_schedule: needed,
+            at_risk: used.saturating_add(needed) > budget,
+            unknown_because: None,
+        },
+        Err(why) => QuotaStatus {
+            used_today: None,
+            budget,
+            needed_for_schedule: needed,
+            at_risk: false,
+            unknown_because: Some(why),
+        },
+    };
+    let verdict = match &snapshot {
+        None => Verdict::Missing,
+        Some(s) if !s.fresh => Verdict::Stale,
+        Some(_) if quota.at_risk => Verdict::QuotaAtRisk,
+        Some(_) => Verdict::Ok,
+    };
+    Status {
+        verdict,
+        checked_at: now.to_rfc3339(),
+        max_rate_age_seconds: max_age.as_secs(),
+        snapshot,
+        snapshot_problem,
+        quota,
+    }
+}
+
+/// Reads what [`judge`] needs; `Err` only when Valkey cannot be read at all.
+pub async fn read(
+    conn: &mut redis::aio::MultiplexedConnection,
+    rates_key: &str,
+    now: Timestamp,
+) -> redis::RedisResult<(Option<Vec<u8>>, Result<u64, String>)> {
+    let stored: Option<Vec<u8>> = redis::cmd("GET").arg(rates_key).query_async(conn).await?;
+    let used: redis::RedisResult<Option<u64>> =
+        redis::cmd("GET").arg(quota::key(now)).query_async(conn).await;
+    let used = match used {
+        Ok(n) => Ok(n.unwrap_or(0)),
+        Err(e) if e.code() == Some("NOPERM") => Err("this Valkey user may not read the call count".into()),
+        Err(e) => return Err(e),
+    };
+    Ok((stored, used))
+}
+
+/// One screen for a person.
+pub fn render_text(s: &Status, schedule_interval: Duration) -> String {
+    let mut out = String::new();
+    match (&s.snapshot, &s.snapshot_problem) {
+        (Some(snap), _) => {
+            out.push_str(&format!(
+                "snapshot   seq {}, fetched {} ({} s ago), {} pairs\n",
+                snap.seq, snap.fetched_at, snap.age_seconds, snap.pairs
+            ));
+            out.push_str(&format!(
+                "freshness  oldest rate {} s old: {} the {} s promise\n",
+                snap.oldest_rate_age_seconds,
+                if snap.fresh { "within" } else { "PAST" },
+                s.max_rate_age_seconds
+            ));
+        }
+        (None, problem) => {
+            out.push_str(&format!(
+                "snapshot   none: {}\n",
+                problem.as_deref().unwrap_or("no snapshot is stored")
+            ));
+        }
+    }
+    let q = &s.quota;
+    match q.used_today {
+        Some(used) => out.push_str(&format!(
+            "quota      {used} of {} One-Frame calls used today; the rest of the day's schedule (every {}) needs {}{}\n",
+            q.budget,
+            humantime(schedule_interval),
+            q.needed_for_schedule,
+            if q.at_risk { ": AT RISK" } else { "" }
+        )),
+        None => out.push_str(&format!(
+            "quota      unknown ({}); the rest of the day's schedule needs {} of {}\n",
+            q.unknown_because.as_deref().unwrap_or("not readable"),
+            q.needed_for_schedule,
+            q.budget
+        )),
+    }
+    let verdict = match s.verdict {
+        Verdict::Ok => "ok",
+        Verdict::Stale => "stale",
+        Verdict::Missing => "missing",
+        Verdict::QuotaAtRisk => "quota-at-risk",
+    };
+    out.push_str(&format!(
+        "verdict    {verdict} (exit {})\n",
+        s.verdict.exit_code()
+    ));
+    out
+}
+
+fn humantime(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::{Currency, Pair, Quote};
+
+    fn t(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    fn snapshot(at: &str) -> Vec<u8> {
+        let quote = Quote {
+            pair: Pair::new(Currency::USD, Currency::parse("JPY").unwrap()),
+            bid: 0.5,
+            ask: 0.7,
+            price: 0.6,
+            time_stamp: t(at),
+        };
+        Snapshot::new(7, t(at), vec![quote]).unwrap().encode()
+    }
+
+    const EVERY: Duration = Duration::from_secs(240);
+
+    #[test]
+    fn each_verdict_and_its_exit_code() {
+        let noon = t("2026-11-24T12:00:00Z");
+        let fresh = snapshot("2026-11-24T11:59:00Z");
+        let stale = snapshot("2026-11-24T11:54:59Z");
+        let judge_at = |stored: Option<&[u8]>, used| judge(stored, used, noon, 1000, EVERY);
+        // 180 slots left at noon.
+        let ok = judge_at(Some(&fresh), Ok(820));
+        assert_eq!((ok.verdict, ok.verdict.exit_code()), (Verdict::Ok, 0));
+        let risk = judge_at(Some(&fresh), Ok(821));
+        assert_eq!(
+            (risk.verdict, risk.verdict.exit_code()),
+            (Verdict::QuotaAtRisk, 10)
+        );
+        assert_eq!(judge_at(Some(&stale), Ok(0)).verdict, Verdict::Stale);
+        assert_eq!(judge_at(Some(&stale), Ok(999)).verdict, Verdict::Stale);
+        assert_eq!(judge_at(None, Ok(0)).verdict, Verdict::Missing);
+        let invalid = judge_at(Some(b"{}"), Ok(0));
+        assert_eq!(
+            (invalid.verdict, invalid.verdict.exit_code()),
+            (Verdict::Missing, 12)
+        );
+        assert!(invalid.snapshot_problem.unwrap().contains("invalid"));
+        // Unknown quota judges on the snapshot alone.
+        let acl = judge_at(Some(&fresh), Err("denied".into()));
+        assert_eq!(acl.verdict, Verdict::Ok);
+        assert!(render_text(&acl, EVERY).contains("quota      unknown (denied)"));
+    }
+
+    #[test]
+    fn one_screen_and_json_say_the_same() {
+        let s = judge(
+            Some(&snapshot("2026-11-24T11:59:00Z")),
+            Ok(5),
+            t("2026-11-24T12:00:00Z"),
+            1000,
+            EVERY,
+        );
+        let text = render_text(&s, EVERY);
+        assert!(text.contains("seq 7"), "{text}");
+        assert!(
+            text.contains("oldest rate 60 s old: within the 300 s promise"),
+            "{text}"
+        );
+        assert!(text.contains("5 of 1000 One-Frame calls used today"), "{text}");
+        assert!(text.contains("(every 4m) needs 180"), "{text}");
+        assert!(text.ends_with("verdict    ok (exit 0)\n"), "{text}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["verdict"], "ok");
+        assert_eq!(json["snapshot"]["seq"], 7);
+        assert_eq!(json["snapshot"]["oldest_rate_age_seconds"], 60);
+        assert_eq!(json["quota"]["needed_for_schedule"], 180);
+    }
+}
