@@ -322,3 +322,75 @@ fn the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs(host: &H
 }
 
 e2e::on_both_hosts!(the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs);
+
+/// Every line of `log` as a JSON object with a timestamp, a level and a message.
+fn json_lines(name: &str, log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: not a JSON line ({e}): {l}\n{log}"));
+            for key in ["timestamp", "level", "message"] {
+                assert!(v[key].is_string(), "{name}: no {key:?} in {l}");
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn every_process_logs_json_lines_with_fields_and_no_secrets() {
+    let (admin_pw, token) = ("adm-3c4d5e6f", "tok-9a8b7c6d");
+    let valkey = Valkey::start_with(ValkeyOptions {
+        password: Some(admin_pw.into()),
+        users: vec![],
+    });
+    let one_frame = OneFrame::start(&["--token", token, "--log-format", "json"]);
+    one_frame.fault(r#"{"mode":"none"}"#);
+    let shim = Shim::start_app_with(&valkey, &valkey.url(), &["--log-format", "json"]);
+    shim.wait_subscribed();
+    let args = vec!["--one-frame-url".to_string(), one_frame.url()];
+    let env = [
+        ("ONE_FRAME_TOKEN", token),
+        ("VALKEY_URL", &valkey.url() as &str),
+        ("LOG_FORMAT", "json"),
+    ];
+    let ok = refresher_once(&args, &env, Duration::from_secs(30));
+    assert_eq!(ok.code, Some(0), "{}", ok.log);
+    let seq = stored_snapshot(&valkey).unwrap().seq;
+    shim.wait_logged(&format!("cached snapshot seq {seq}"), Duration::from_secs(5));
+    assert_eq!(shim.get("/rates?from=USD&to=JPY").status, 200);
+    let refused = refresher_once(
+        &args,
+        &[("ONE_FRAME_TOKEN", "wrong-7e8f"), env[1], env[2]],
+        Duration::from_secs(30),
+    );
+    assert_eq!(refused.code, Some(3));
+    // The access log is written in batches.
+    std::thread::sleep(Duration::from_millis(200));
+
+    let refresher = json_lines("refresher", &ok.log);
+    assert!(
+        refresher
+            .iter()
+            .any(|v| v["level"] == "INFO" && v["seq"].as_u64() == Some(seq) && v["calls_today"].is_u64()),
+        "{}",
+        ok.log
+    );
+    let failed = json_lines("refresher", &refused.log);
+    assert!(failed.iter().any(|v| v["level"] == "ERROR" && v["exit_code"] == 3), "{}", refused.log);
+    let emulator = json_lines("one-frame", &one_frame.log());
+    assert!(emulator.iter().any(|v| v["fault"].is_string()), "{}", one_frame.log());
+    let edge = json_lines("runtime-shim", &shim.log());
+    let has = |pred: &dyn Fn(&serde_json::Value) -> bool| edge.iter().any(pred);
+    assert!(has(&|v| v["address"].is_string() && v["app"] == "forex-edge"), "the ready event");
+    assert!(has(&|v| v["channels"].is_string()), "the subscription");
+    assert!(has(&|v| v["component"] == "rates-sync" && v["stream"] == "stderr"), "a component's own line");
+    assert!(has(&|v| v["message"] == "request" && v["status"] == 200 && v["path"] == "/rates"), "an access log line");
+
+    for log in [&ok.log, &refused.log, &one_frame.log(), &shim.log()] {
+        for secret in [admin_pw, token, "wrong-7e8f"] {
+            assert!(!log.contains(secret), "a secret in a JSON log:\n{log}");
+        }
+    }
+}

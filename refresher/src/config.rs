@@ -16,6 +16,9 @@ pub const PUBLIC_TOKEN: &str = "10dc303535874aeccc86a8251e6992f5";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as text (default) or JSON objects.
+    #[arg(long, global = true, env = log_format::ENV, default_value = "text")]
+    pub log_format: log_format::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]

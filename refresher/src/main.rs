@@ -46,12 +46,17 @@ fn report(result: &Result<Refreshed, RefreshError>, budget: u64) {
                     format!("kept the stored snapshot, which is newer than seq={}", r.seq)
                 }
             };
-            eprintln!(
-                "refresher: {what} ({} attempt(s); {} of {budget} One-Frame calls used today)",
-                r.attempts, r.calls_today
+            tracing::info!(
+                seq = r.seq,
+                attempts = r.attempts,
+                calls_today = r.calls_today,
+                budget,
+                "{what} ({} attempt(s); {} of {budget} One-Frame calls used today)",
+                r.attempts,
+                r.calls_today
             );
         }
-        Err(e) => eprintln!("refresher: {e}"),
+        Err(e) => tracing::error!(exit_code = e.exit_code(), "{e}"),
     }
 }
 
@@ -67,7 +72,7 @@ async fn shutdown_signal() {
 /// `refresher status`: read-only, so it needs no One-Frame and spends nothing.
 async fn status(s: &Settings, json: bool) -> ExitCode {
     let fail = |code: u8, what: String| {
-        eprintln!("refresher: {what}");
+        tracing::error!(exit_code = code, "{what}");
         ExitCode::from(code)
     };
     let client = match valkey::client(&s.valkey_url) {
@@ -136,24 +141,29 @@ async fn status(s: &Settings, json: bool) -> ExitCode {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    log_format::init(cli.log_format);
     let (settings, every) = match &cli.command {
         Command::Once(s) => (s, None),
         Command::Run { settings, every } => (settings, Some(*every)),
         Command::Status { settings, json } => return status(settings, *json).await,
     };
     let fail = |e: RefreshError| {
-        eprintln!("refresher: {e}");
+        tracing::error!(exit_code = e.exit_code(), "{e}");
         ExitCode::from(e.exit_code() as u8)
     };
     let refresher = match build(settings) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    eprintln!(
-        "refresher: {} pairs from {} into {} key {:?}",
+    let valkey = valkey::redact(&settings.valkey_url);
+    tracing::info!(
+        pairs = refresher.pairs.len(),
+        one_frame = refresher.client.rates_url(),
+        valkey,
+        rates_key = settings.rates_key,
+        "{} pairs from {} into {valkey} key {:?}",
         refresher.pairs.len(),
         refresher.client.rates_url(),
-        valkey::redact(&settings.valkey_url),
         settings.rates_key
     );
     match every {
@@ -170,7 +180,7 @@ async fn main() -> ExitCode {
                 report(r, settings.daily_quota)
             })
             .await;
-            eprintln!("refresher: stopped");
+            tracing::info!("stopped");
             ExitCode::SUCCESS
         }
     }

@@ -141,7 +141,7 @@ impl<C: Clock> Refresher<C> {
                     return Err(RefreshError::Transient(format!("{last_error}; {why}")));
                 }
                 Err(Step::Retry(msg)) => {
-                    eprintln!("refresher: attempt {attempt} failed: {msg}");
+                    tracing::warn!(attempt, "attempt {attempt} failed: {msg}");
                     if msg.starts_with("Valkey") {
                         conn = None;
                     }
@@ -271,7 +271,7 @@ impl<C: Clock> Refresher<C> {
                             "fetched rates but could not store them: {e}"
                         ))));
                     }
-                    eprintln!("refresher: storing the snapshot failed, retrying: {e}");
+                    tracing::warn!("storing the snapshot failed, retrying: {e}");
                     self.clock.sleep(delay).await;
                 }
             }

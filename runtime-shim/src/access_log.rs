@@ -1,4 +1,6 @@
-//! One line per request on stderr: method, path, status, duration.
+//! One line per request on stderr: method, path, status, duration, as text
+//! or, with `--log-format json`, as a JSON object shaped like the other
+//! events (`log_format::line`).
 //!
 //! Requests append to a shared buffer and a writer thread flushes it every
 //! [`FLUSH_EVERY`]: one write per interval instead of one write (and one
@@ -6,6 +8,7 @@
 //! lines are dropped and the drop is reported.
 
 use hyper::{Method, StatusCode};
+use log_format::LogFormat;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,13 +25,14 @@ struct Buffer {
 #[derive(Clone)]
 pub struct AccessLog {
     buffer: Option<Arc<Mutex<Buffer>>>,
+    format: LogFormat,
 }
 
 impl AccessLog {
     /// A log writing to stderr (`enabled`), or one that drops every line.
-    pub fn stderr(enabled: bool) -> AccessLog {
+    pub fn stderr(enabled: bool, format: LogFormat) -> AccessLog {
         if !enabled {
-            return AccessLog { buffer: None };
+            return AccessLog { buffer: None, format };
         }
         let buffer = Arc::new(Mutex::new(Buffer::default()));
         let weak = Arc::downgrade(&buffer);
@@ -46,17 +50,18 @@ impl AccessLog {
                     };
                     let mut err = std::io::stderr().lock();
                     let _ = err.write_all(&out);
+                    drop(err);
                     if dropped > 0 {
-                        let _ = writeln!(
-                            err,
-                            "runtime-shim: {dropped} access log lines dropped (stderr too slow)"
-                        );
+                        tracing::warn!(dropped, "{dropped} access log lines dropped (stderr too slow)");
                     }
                     out.clear();
                 }
             })
             .expect("access-log thread");
-        AccessLog { buffer: Some(buffer) }
+        AccessLog {
+            buffer: Some(buffer),
+            format,
+        }
     }
 
     /// Writes what is buffered now (at shutdown).
@@ -75,11 +80,21 @@ impl AccessLog {
             b.dropped += 1;
             return;
         }
-        let _ = writeln!(
-            b.text,
-            "runtime-shim: {method} {path} {} {:.3}ms",
-            status.as_u16(),
-            took.as_secs_f64() * 1000.0
-        );
+        let ms = took.as_secs_f64() * 1000.0;
+        let line = match self.format {
+            LogFormat::Text => format!("{method} {path} {} {ms:.3}ms", status.as_u16()),
+            LogFormat::Json => log_format::line(
+                LogFormat::Json,
+                "INFO",
+                "request",
+                &[
+                    ("method", method.as_str().into()),
+                    ("path", path.into()),
+                    ("status", status.as_u16().into()),
+                    ("ms", ((ms * 1000.0).round() / 1000.0).into()),
+                ],
+            ),
+        };
+        let _ = writeln!(b.text, "{line}");
     }
 }

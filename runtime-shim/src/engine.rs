@@ -119,7 +119,7 @@ impl CompileCache {
             // (wasmtime checks its header) and is then rebuilt.
             match unsafe { Component::deserialize_file(engine, file) } {
                 Ok(c) => return Ok((c, true)),
-                Err(e) => eprintln!("runtime-shim: ignoring cached {}: {e}", file.display()),
+                Err(e) => tracing::warn!("ignoring cached {}: {e}", file.display()),
             }
         }
         let component_bytes = componentize(&bytes).with_context(|| format!("{}", path.display()))?;
@@ -128,10 +128,7 @@ impl CompileCache {
         if let Some(file) = cached
             && let Err(e) = write_atomically(&file, &component.serialize()?)
         {
-            eprintln!(
-                "runtime-shim: cannot write the compile cache {}: {e}",
-                file.display()
-            );
+            tracing::warn!("cannot write the compile cache {}: {e}", file.display());
         }
         Ok((component, false))
     }
@@ -175,8 +172,8 @@ pub fn linker_for(engine: &Engine, component: &Component) -> Result<(Linker<Inst
 pub fn instance_pre(engine: &Engine, component: &Component, id: &str) -> Result<InstancePre<InstanceState>> {
     let (linker, stubbed) = linker_for(engine, component)?;
     if !stubbed.is_empty() {
-        eprintln!(
-            "runtime-shim: component {id:?} imports unsupported interfaces (calls will fail): {}",
+        tracing::warn!(
+            "component {id:?} imports unsupported interfaces (calls will fail): {}",
             stubbed.join(", ")
         );
     }

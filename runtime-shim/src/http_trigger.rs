@@ -167,7 +167,7 @@ impl HttpTrigger {
         // The guest ended (or was stopped) without setting a response.
         let (status, code, message) = match task.await {
             Ok(Err(_elapsed)) => {
-                eprintln!("runtime-shim: component {id:?} did not answer within {limit:?}");
+                tracing::error!("component {id:?} did not answer within {limit:?}");
                 (
                     StatusCode::GATEWAY_TIMEOUT,
                     "timeout",
@@ -175,7 +175,7 @@ impl HttpTrigger {
                 )
             }
             Ok(Ok(Err(trap))) => {
-                eprintln!("runtime-shim: component {id:?} failed: {trap:?}");
+                tracing::error!("component {id:?} failed: {trap:?}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -183,7 +183,7 @@ impl HttpTrigger {
                 )
             }
             Ok(Ok(Ok(()))) => {
-                eprintln!("runtime-shim: component {id:?} returned without a response");
+                tracing::error!("component {id:?} returned without a response");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -191,7 +191,7 @@ impl HttpTrigger {
                 )
             }
             Err(join) => {
-                eprintln!("runtime-shim: component {id:?} task failed: {join}");
+                tracing::error!("component {id:?} task failed: {join}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -224,7 +224,7 @@ impl HttpTrigger {
         answer: Result<Response<HyperOutgoingBody>, ErrorCode>,
     ) -> Response<HyperOutgoingBody> {
         answer.unwrap_or_else(|code| {
-            eprintln!("runtime-shim: component {id:?} answered with an error: {code:?}");
+            tracing::error!("component {id:?} answered with an error: {code:?}");
             json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",

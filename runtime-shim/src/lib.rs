@@ -10,6 +10,7 @@ mod access_log;
 mod allowed_hosts;
 mod bindings;
 mod engine;
+mod guest_log;
 mod http_trigger;
 mod kv_host;
 pub mod manifest;
@@ -51,6 +52,9 @@ pub struct UpOptions {
     /// An idle or slow client must send its request headers within this time.
     pub header_read_timeout: Duration,
     pub access_log: bool,
+    /// How the process logs (its events are set up by `main`; this shapes
+    /// the access log and components' output).
+    pub log_format: log_format::LogFormat,
 }
 
 pub use engine::CompileCache;
@@ -64,6 +68,7 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
     let services = Arc::new(AppServices {
         redis: Default::default(),
         kv: Default::default(),
+        json_logs: opts.log_format == log_format::LogFormat::Json,
     });
 
     let mut pres = HashMap::new();
@@ -155,16 +160,18 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         app: services,
         request_timeout: opts.request_timeout,
         instances,
-        log: access_log::AccessLog::stderr(opts.access_log),
+        log: access_log::AccessLog::stderr(opts.access_log, opts.log_format),
         app_info: http_trigger::app_info(&app.name, app.version.as_deref()),
     });
-    eprintln!(
-        "runtime-shim: app {:?} ready on http://{local} in {} ms ({compiled} component(s) compiled, {cached} from cache)",
+    tracing::info!(
+        app = app.name,
+        address = %local,
+        "app {:?} ready on http://{local} in {} ms ({compiled} component(s) compiled, {cached} from cache)",
         app.name,
         started.elapsed().as_millis()
     );
     if trigger.routes.is_empty() {
-        eprintln!("runtime-shim: no HTTP routes; only Redis triggers run");
+        tracing::info!("no HTTP routes; only Redis triggers run");
     }
     serve(listener, trigger, &opts, shutdown).await
 }
@@ -201,7 +208,7 @@ async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    eprintln!("runtime-shim: accept failed: {e}");
+                    tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -221,16 +228,16 @@ async fn serve(
     }
     drop(listener);
     trigger.log.flush();
-    eprintln!(
-        "runtime-shim: shutting down; waiting up to {:?} for requests in flight",
+    tracing::info!(
+        "shutting down; waiting up to {:?} for requests in flight",
         opts.drain_timeout
     );
     if tokio::time::timeout(opts.drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {
-        eprintln!(
-            "runtime-shim: some requests were still running after {:?}; stopping anyway",
+        tracing::warn!(
+            "some requests were still running after {:?}; stopping anyway",
             opts.drain_timeout
         );
     }

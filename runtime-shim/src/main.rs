@@ -63,6 +63,9 @@ enum Command {
         /// Do not write a line per request.
         #[arg(long)]
         quiet: bool,
+        /// Log lines as text (default) or JSON objects.
+        #[arg(long, env = log_format::ENV, default_value = "text")]
+        log_format: log_format::LogFormat,
     },
 }
 
@@ -87,7 +90,9 @@ fn main() -> ExitCode {
         max_connections,
         header_read_timeout_ms,
         quiet,
+        log_format,
     } = Cli::parse().command;
+    log_format::init(log_format);
     let provided = match Provided::from_flags_and_env(&variables, std::env::vars()) {
         // Spin reads `.env` in the current directory, not the manifest's.
         Ok(p) => Provided {
@@ -95,7 +100,7 @@ fn main() -> ExitCode {
             ..p
         },
         Err(e) => {
-            eprintln!("runtime-shim: {e:#}");
+            tracing::error!("{e:#}");
             return ExitCode::from(2);
         }
     };
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
         max_connections,
         header_read_timeout: Duration::from_millis(header_read_timeout_ms),
         access_log: !quiet,
+        log_format,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -121,11 +127,11 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     match runtime.block_on(runtime_shim::up(opts, shutdown_signal())) {
         Ok(()) => {
-            eprintln!("runtime-shim: stopped");
+            tracing::info!("stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("runtime-shim: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::from(1)
         }
     }

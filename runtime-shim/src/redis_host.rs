@@ -170,8 +170,8 @@ impl redis::Host for InstanceState {}
 impl HostConnection for InstanceState {
     async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
         if !self.env.allowed_hosts.allows_url(&address) {
-            eprintln!(
-                "runtime-shim: component {:?} may not connect to {}: not in allowed_outbound_hosts",
+            tracing::warn!(
+                "component {:?} may not connect to {}: not in allowed_outbound_hosts",
                 self.env.id,
                 redact(&address)
             );

@@ -53,17 +53,19 @@ impl Subscriber {
             match self.subscribe_and_serve(resubscribing).await {
                 // It was subscribed: start over with short delays.
                 Ok(lost) => {
-                    eprintln!(
-                        "runtime-shim: redis trigger lost its connection to {}: {lost}",
-                        redact(&self.address)
+                    let address = redact(&self.address);
+                    tracing::warn!(
+                        address,
+                        reason = lost,
+                        "redis trigger lost its connection to {address}: {lost}"
                     );
                     delay = BACKOFF_INITIAL;
                     resubscribing = true;
                 }
-                Err(e) => eprintln!(
-                    "runtime-shim: redis trigger cannot subscribe at {}: {e}",
-                    redact(&self.address)
-                ),
+                Err(e) => {
+                    let address = redact(&self.address);
+                    tracing::warn!(address, "redis trigger cannot subscribe at {address}: {e}")
+                }
             }
             // Jittered so that many instances do not reconnect in lockstep.
             let jitter = rand::random_range(0..=delay.as_millis() as u64 / 2);
@@ -87,10 +89,8 @@ impl Subscriber {
             .await
             .map_err(|_| wasmtime::format_err!("no answer within {CONNECT_TIMEOUT:?}"))??;
         let names: Vec<&str> = self.channels.keys().map(String::as_str).collect();
-        eprintln!(
-            "runtime-shim: redis trigger subscribed to {names:?} at {}",
-            redact(&self.address)
-        );
+        let address = redact(&self.address);
+        tracing::info!(address, channels = ?names, "redis trigger subscribed to {names:?} at {address}");
         if resubscribing {
             for (channel, components) in &self.channels {
                 for component in components {
@@ -148,14 +148,22 @@ impl Subscriber {
             Ok(Ok(Ok(()))) => {}
             // The interface's error carries no message: the component's own
             // log says why.
-            Ok(Ok(Err(e))) => eprintln!(
-                "runtime-shim: component {id:?} returned {e:?} for a message on {channel:?} (the cause is in its own log)"
+            Ok(Ok(Err(e))) => tracing::warn!(
+                component = id,
+                channel,
+                "component {id:?} returned {e:?} for a message on {channel:?} (the cause is in its own log)"
             ),
             Ok(Err(trap)) => {
-                eprintln!("runtime-shim: component {id:?} trapped on a message on {channel:?}: {trap:?}")
+                tracing::error!(
+                    component = id,
+                    channel,
+                    "component {id:?} trapped on a message on {channel:?}: {trap:?}"
+                )
             }
-            Err(_) => eprintln!(
-                "runtime-shim: component {id:?} did not handle a message on {channel:?} within {:?}",
+            Err(_) => tracing::error!(
+                component = id,
+                channel,
+                "component {id:?} did not handle a message on {channel:?} within {:?}",
                 self.handler_timeout
             ),
         }

@@ -7,6 +7,7 @@
 //! variables), both behind `Arc`s so making a store costs a few pointer copies.
 
 use crate::allowed_hosts::AllowedHosts;
+use crate::guest_log::GuestLog;
 use crate::kv_host::KvStore;
 use crate::redis_host::RedisPool;
 use std::collections::BTreeMap;
@@ -23,6 +24,8 @@ pub const MAX_INSTANCE_MEMORY: usize = 64 << 20;
 pub struct AppServices {
     pub redis: RedisPool,
     pub kv: KvStore,
+    /// JSON logs: guests' output becomes events ([`GuestLog`]).
+    pub json_logs: bool,
 }
 
 /// Shared by every instance of one component.
@@ -46,10 +49,24 @@ pub struct InstanceState {
 
 impl InstanceState {
     pub fn new(env: Arc<ComponentEnv>, app: Arc<AppServices>) -> InstanceState {
+        // Guests share the host's stdout/stderr (their logs) and nothing
+        // else: no environment, no files, no sockets.
+        let mut wasi = WasiCtx::builder();
+        if app.json_logs {
+            let component: Arc<str> = env.id.as_str().into();
+            wasi.stdout(GuestLog {
+                component: component.clone(),
+                stream: "stdout",
+            })
+            .stderr(GuestLog {
+                component,
+                stream: "stderr",
+            });
+        } else {
+            wasi.inherit_stdout().inherit_stderr();
+        }
         InstanceState {
-            // Guests share the host's stdout/stderr (their logs) and nothing
-            // else: no environment, no files, no sockets.
-            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: OutboundHttp,

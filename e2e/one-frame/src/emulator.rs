@@ -260,7 +260,7 @@ async fn handle(em: Arc<Emulator>, req: Request<Incoming>) -> Response<Body> {
             };
             match serde_json::from_slice::<Fault>(&body) {
                 Ok(f) => {
-                    eprintln!("one-frame: fault set to {f:?}");
+                    tracing::info!(fault = ?f, "fault set to {f:?}");
                     em.state.lock().expect("emulator state").fault = f;
                     json(r#"{"fault":"set"}"#)
                 }

@@ -49,6 +49,9 @@ struct Args {
     /// forgets on restart).
     #[arg(long)]
     no_daily_reset: bool,
+    /// Log lines as text (default) or JSON objects.
+    #[arg(long, env = log_format::ENV, default_value = "text")]
+    log_format: log_format::LogFormat,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +64,7 @@ fn parse_currencies(s: &str) -> Result<CurrencyList, String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    log_format::init(args.log_format);
     let currencies = args
         .currencies
         .map(|l| l.0)
@@ -79,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             args.listen
         )
     })?;
-    eprintln!("one-frame: listening on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    tracing::info!(address = %addr, "listening on http://{addr}");
     emulator::serve(listener, emulator).await
 }
