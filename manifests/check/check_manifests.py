@@ -5,18 +5,19 @@ Run from the repository root:
 
     python3 manifests/check/check_manifests.py [--root DIR] [--no-kubectl]
 
-It loads the base (manifests/kustomization.yaml), every overlay
-(manifests/overlays/*/kustomization.yaml) and the example Secrets
-(manifests/secrets.example.yaml), and, when kubectl is on PATH, also the
-output of `kubectl kustomize` for the base and each overlay. Then:
+It loads every kustomization an operator applies, in the order of
+manifests/README.md: manifests/cluster (step 1), then the app (step 2): the
+base (manifests/base) or one of the overlays (manifests/overlays/*); and the
+example Secrets (manifests/secrets.example.yaml). When kubectl is on PATH it
+also loads `kubectl kustomize` of each kustomization, which must agree. Then:
 
 - built-in kinds are validated with kubernetes-validate in strict mode
   (unknown fields are errors) against each Kubernetes version in K8S_VERSIONS;
 - SpinApp and SpinAppExecutor are validated against the CRDs vendored in
   manifests/crds/, with every object schema closed so unknown fields are errors;
-- the project's own rules hold (see the check_* functions: freshness,
-  executor, replicas, variables, outbound, secrets, hardening, references,
-  image).
+- the project's own rules hold (see the check_* functions: freshness, apply
+  order, runtime, replicas, variables, outbound, rates contract, key-value
+  store, paths, selectors, disruption, secrets, hardening, references, image).
 
 Each check prints one line; failures are listed under it. The exit code is 0
 only when every check passes.
@@ -26,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -50,6 +53,14 @@ K8S_VERSIONS = ("1.31", "1.33")
 # must run more often than this.
 MAX_RATE_AGE_S = 300
 
+# The apply steps of manifests/README.md. Step 1 creates what the app needs to
+# exist first; step 2 is the app, one of APP_DIRS.
+CLUSTER_DIR = "cluster"  # manifests/cluster
+APP_BASE_DIR = "base"  # manifests/base; every overlay in manifests/overlays/ is an app too
+
+# Overlays whose every image must be pinned by digest.
+PINNED_OVERLAYS = ("production",)
+
 # Kinds kustomize's namespace transformer leaves alone (cluster-scoped).
 CLUSTER_SCOPED = {
     "Namespace",
@@ -61,11 +72,13 @@ CLUSTER_SCOPED = {
     "StorageClass",
     "PriorityClass",
     "IngressClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
 }
 
 # The kustomization fields the built-in loader understands. Anything else is
 # refused rather than silently ignored (kubectl would apply it; we would not).
-KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "namespace", "labels", "resources"}
+KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "namespace", "labels", "resources", "configurations", "patches", "images"}
 
 # Marks an object of secrets.example.yaml as an example (label and annotation).
 EXAMPLE_MARK = "forex.example/example-only"
@@ -80,6 +93,34 @@ POD_SPEC_PATHS = {
     "Job": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
+
+# The paths the edge serves: README.md, "API" (the table of requests), plus
+# Spin's own health endpoint, which Spin answers before routing. True marks a
+# path a probe may use (200 without a query string when healthy).
+SERVED_PATHS = {
+    "/rates": False,
+    "/healthz": True,
+    "/readyz": True,
+    "/.well-known/spin/health": True,
+}
+
+# The containerd runtime handler K3s registers when it finds
+# containerd-shim-spin-v2 on a node (manifests/README.md, "Nodes").
+SPIN_SHIM_HANDLER = "spin"
+
+# Key-value store types of Spin 3.6.3, the Spin inside containerd-shim-spin
+# 0.24 (spin-operator passes `type` through unchecked). `spin` is SQLite, in a
+# file when given a `path`.
+KV_STORE_TYPES = {"spin", "redis", "azure_cosmos", "aws_dynamo"}
+
+# Labels spin-operator v0.6.1 puts on every pod of a SpinApp (besides spec.podLabels).
+def spinapp_operator_labels(name: str) -> dict[str, str]:
+    return {"core.spinkube.dev/app-name": name, f"core.spinkube.dev/app.{name}.status": "ready"}
+
+
+# The refresher's defaults for settings the manifests may leave out
+# (refresher/src/config.rs).
+REFRESHER_DEFAULTS = {"REFRESH_DEADLINE": "60s", "RATES_KEY": "rates", "RATES_CHANNEL": "rates_updated"}
 
 
 class LoadError(Exception):
@@ -113,12 +154,13 @@ class Obj:
 
 @dataclass
 class ObjectSet:
-    """One thing `kubectl apply` would be given: the base or an overlay."""
+    """One thing `kubectl apply` would be given: a kustomization, or the examples."""
 
     label: str
     objects: list[Obj]
     deployable: bool = True  # False for the example Secrets
     rendered: bool = False  # True for kubectl kustomize output
+    step: int = 0  # apply step (1: manifests/cluster, 2: an app); 0: never applied
 
     def of_kind(self, kind: str) -> list[Obj]:
         return [o for o in self.objects if o.kind == kind]
@@ -168,32 +210,61 @@ def load_yaml_docs(path: Path, root: Path) -> list[Obj]:
     return objs
 
 
-def load_kustomization(directory: Path, root: Path) -> list[Obj]:
-    """A small subset of kustomize: resources (files and directories),
-    namespace, and labels without selectors or templates."""
-    kfile = directory / "kustomization.yaml"
-    rel = _rel(kfile, root)
+def _read_yaml(path: Path, root: Path):
+    rel = _rel(path, root)
     try:
-        k = yaml.safe_load(kfile.read_text()) or {}
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise LoadError(f"{rel}: file not found")
     except yaml.YAMLError as e:
         raise LoadError(f"{rel}: not valid YAML: {e}")
+
+
+@dataclass
+class Build:
+    objs: list[Obj]
+    # (kind, path) of the fields besides container images that `images:`
+    # rewrites, from `configurations:` here and in the kustomizations below.
+    image_fields: list[tuple[str, tuple[str, ...]]]
+
+
+def load_kustomization(directory: Path, root: Path) -> list[Obj]:
+    """A subset of kustomize: resources (files and directories), patches
+    (strategic merge and JSON 6902), namespace, labels without selectors or
+    templates, images, and configurations that name image fields. Applied in
+    kustomize's order: resources, patches, namespace, labels, images."""
+    return _build(directory, root).objs
+
+
+def _build(directory: Path, root: Path) -> Build:
+    kfile = directory / "kustomization.yaml"
+    rel = _rel(kfile, root)
+    k = _read_yaml(kfile, root) or {}
+    if not isinstance(k, dict):
+        raise LoadError(f"{rel}: not a kustomization (a mapping)")
     unknown = set(k) - KUSTOMIZATION_FIELDS
     if unknown:
         raise LoadError(
             f"{rel}: fields {sorted(unknown)} are not understood by this checker; "
             f"extend load_kustomization() or use only {sorted(KUSTOMIZATION_FIELDS)}"
         )
+    image_fields = []
+    for entry in k.get("configurations") or []:
+        image_fields += _load_configuration(directory / entry, root)
     objs: list[Obj] = []
     for entry in k.get("resources") or []:
         target = (directory / entry).resolve()
         if target.is_dir():
-            objs += load_kustomization(target, root)
+            sub = _build(target, root)
+            objs += sub.objs
+            image_fields += sub.image_fields
         elif target.is_file():
             objs += load_yaml_docs(target, root)
         else:
             raise LoadError(f"{rel}: resource {entry!r} does not exist")
+
+    for i, entry in enumerate(k.get("patches") or []):
+        objs = _apply_patch(objs, entry, directory, root, f"{rel}: patches[{i}]")
 
     namespace = k.get("namespace")
     for o in objs:
@@ -204,6 +275,358 @@ def load_kustomization(directory: Path, root: Path) -> list[Obj]:
             if group.get("includeSelectors") or group.get("includeTemplates"):
                 raise LoadError(f"{rel}: labels with includeSelectors/includeTemplates are not supported by this checker")
             meta.setdefault("labels", {}).update(group.get("pairs") or {})
+
+    if k.get("images"):
+        _apply_images(objs, k["images"], image_fields, rel)
+    return Build(objs, image_fields)
+
+
+def _load_configuration(path: Path, root: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """A kustomize transformer configuration; only `images:` field specs."""
+    rel = _rel(path, root)
+    conf = _read_yaml(path, root) or {}
+    if not isinstance(conf, dict) or set(conf) - {"images"}:
+        raise LoadError(f"{rel}: this checker understands only `images:` field specs in a configuration")
+    out = []
+    for spec in conf.get("images") or []:
+        path_text, kind = spec.get("path"), spec.get("kind")
+        if not path_text or not kind or set(spec) - {"path", "kind", "group", "version", "create"} or "[]" in path_text:
+            raise LoadError(f"{rel}: images field spec {spec!r}: give a kind and a plain path such as spec/image")
+        out.append((kind, tuple(path_text.strip("/").split("/"))))
+    return out
+
+
+# -- images ------------------------------------------------------------------
+
+IMAGE_ENTRY_FIELDS = {"name", "newName", "newTag", "digest"}
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def split_image(ref: str) -> tuple[str, str | None, str | None]:
+    """An image reference's repository, tag and digest (None when absent)."""
+    rest, _, digest = ref.partition("@")
+    colon, slash = rest.rfind(":"), rest.rfind("/")
+    if colon > slash:
+        return rest[:colon], rest[colon + 1 :], digest or None
+    return rest, None, digest or None
+
+
+def image_slots(obj: Obj, image_fields) -> list[tuple[dict, str]]:
+    """(mapping, key) of every image `images:` rewrites in obj: the image of
+    every entry of any `containers`/`initContainers` list (kustomize's own
+    rule), and the configured fields."""
+    slots = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("containers", "initContainers") and isinstance(value, list):
+                    slots.extend((c, "image") for c in value if isinstance(c, dict) and isinstance(c.get("image"), str))
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(obj.doc)
+    for kind, path in image_fields:
+        parent = get(obj.doc, *path[:-1]) if obj.kind == kind else None
+        if isinstance(parent, dict) and isinstance(parent.get(path[-1]), str):
+            slots.append((parent, path[-1]))
+    return slots
+
+
+def _apply_images(objs: list[Obj], entries, image_fields, rel: str) -> None:
+    slots = [slot for o in objs for slot in image_slots(o, image_fields)]
+    used = sorted({split_image(m[k])[0] for m, k in slots})
+    for i, e in enumerate(entries):
+        where = f"{rel}: images[{i}]"
+        if not isinstance(e, dict) or set(e) - IMAGE_ENTRY_FIELDS:
+            raise LoadError(f"{where}: use only {sorted(IMAGE_ENTRY_FIELDS)}")
+        for key in ("name", "newName"):
+            value = e.get(key)
+            if key in e and (not isinstance(value, str) or "@" in value or split_image(value)[1] is not None):
+                raise LoadError(f"{where}: {key} {value!r} must be an image name without tag or digest")
+        if "name" not in e:
+            raise LoadError(f"{where}: name is missing")
+        if "newTag" in e and not (isinstance(e["newTag"], str) and TAG.fullmatch(e["newTag"])):
+            raise LoadError(f"{where}: newTag {e['newTag']!r} is not a tag (quote it: a YAML number is no tag)")
+        if "digest" in e and not (isinstance(e["digest"], str) and DIGEST.fullmatch(e["digest"])):
+            raise LoadError(f"{where}: digest {e['digest']!r} is not sha256:<64 hex digits>")
+        if not set(e) & {"newName", "newTag", "digest"}:
+            raise LoadError(f"{where}: changes nothing (give newName, newTag or digest)")
+        hits = [(m, k) for m, k in slots if split_image(m[k])[0] == e["name"]]
+        if not hits:
+            raise LoadError(
+                f"{where}: name {e['name']!r} matches no image of the resources it applies to "
+                f"(they use {', '.join(used) or 'none'}); kustomize would silently change nothing"
+            )
+        for m, k in hits:
+            name, tag, digest = split_image(m[k])
+            name = e.get("newName", name)
+            if "digest" in e:
+                tag, digest = e.get("newTag"), e["digest"]
+            elif "newTag" in e:
+                tag, digest = e["newTag"], None
+            m[k] = name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+
+
+# -- patches -------------------------------------------------------------------
+
+PATCH_FIELDS = {"path", "patch", "target"}
+SELECTOR_FIELDS = {"group", "version", "kind", "name", "namespace", "labelSelector", "annotationSelector"}
+_DELETE = object()
+_MISSING = object()
+
+
+@functools.cache
+def k8s_definitions() -> dict:
+    """The $defs of kubernetes-validate's strict schemas for K8S_VERSIONS[0]."""
+    path = (
+        importlib_resources.files("kubernetes_validate")
+        / "kubernetes-json-schema"
+        / f"v{K8S_VERSIONS[0]}.0-local-strict"
+        / "_definitions.json"
+    )
+    return json.loads(path.read_text())["$defs"]
+
+
+@functools.cache
+def _kind_schema(api_version: str, kind: str) -> str | None:
+    """Name of the definition of a built-in kind; None for custom resources."""
+    group, _, version = api_version.rpartition("/")
+    for name, schema in k8s_definitions().items():
+        for gvk in schema.get("x-kubernetes-group-version-kind") or []:
+            if (gvk.get("group", ""), gvk.get("version"), gvk.get("kind")) == (group, version, kind):
+                return name
+    return None
+
+
+def _resolve(schema):
+    while isinstance(schema, dict) and "$ref" in schema:
+        merged = {k: v for k, v in schema.items() if k != "$ref"}
+        schema = {**k8s_definitions()[schema["$ref"].rsplit("/", 1)[-1]], **merged}
+    return schema if isinstance(schema, dict) else None
+
+
+def strategic_merge(dest, patch, schema, where: str):
+    """kustomize's strategic merge of patch into dest (kyaml merge2 with the
+    Kubernetes schema's patch strategies): maps merge, null deletes, lists with
+    patch strategy `merge` merge by their merge key (the patch's elements
+    first, then the rest, as kustomize orders them), other lists are replaced.
+    Custom resources have no schema here, so all their lists are replaced.
+    Returns the result, or _DELETE."""
+    schema = _resolve(schema)
+    if isinstance(patch, dict):
+        directive = patch.get("$patch")
+        body = {k: v for k, v in patch.items() if k != "$patch"}
+        if directive == "delete":
+            return _DELETE
+        if directive == "replace":
+            return copy.deepcopy(body)
+        if directive is not None or any(str(k).startswith("$") for k in body):
+            raise LoadError(f"{where}: strategic merge directives other than $patch: delete/replace are not supported by this checker")
+        if not isinstance(dest, dict):
+            return copy.deepcopy(body)
+        out = copy.deepcopy(dest)
+        for key, value in body.items():
+            if value is None:
+                out.pop(key, None)
+                continue
+            sub = ((schema or {}).get("properties") or {}).get(key)
+            merged = strategic_merge(out.get(key, _MISSING), value, sub, where)
+            if merged is _DELETE:
+                out.pop(key, None)
+            else:
+                out[key] = merged
+        return out
+    if isinstance(patch, list):
+        strategy = str((schema or {}).get("x-kubernetes-patch-strategy", "")).split(",")
+        key = (schema or {}).get("x-kubernetes-patch-merge-key")
+        if "merge" in strategy and isinstance(dest, list):
+            if key and all(isinstance(e, dict) for e in patch + dest):
+                items = (schema or {}).get("items")
+                by_key = {e.get(key): e for e in dest}
+                out, seen = [], set()
+                for e in patch:
+                    if e.get(key) in seen:
+                        continue  # kustomize merges only the first element of a key
+                    seen.add(e.get(key))
+                    merged = strategic_merge(by_key.get(e.get(key), _MISSING), e, items, where)
+                    if merged is not _DELETE:
+                        out.append(merged)
+                return out + [copy.deepcopy(e) for e in dest if e.get(key) not in seen]
+            if not key:
+                return copy.deepcopy(patch) + [copy.deepcopy(e) for e in dest if e not in patch]
+        return copy.deepcopy(patch)
+    return copy.deepcopy(patch)
+
+
+def _pointer(text: str, where: str) -> list[str]:
+    if text == "":
+        return []
+    if not isinstance(text, str) or not text.startswith("/"):
+        raise LoadError(f"{where}: JSON pointer {text!r} must start with /")
+    return [p.replace("~1", "/").replace("~0", "~") for p in text[1:].split("/")]
+
+
+def _walk_to(doc, parts: list[str], where: str):
+    node = doc
+    for p in parts:
+        if isinstance(node, dict) and p in node:
+            node = node[p]
+        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        else:
+            raise LoadError(f"{where}: path /{'/'.join(parts)} does not exist")
+    return node
+
+
+def json_patch(doc: dict, ops, where: str) -> dict:
+    """RFC 6902: add, remove, replace, move, copy, test."""
+    doc = copy.deepcopy(doc)
+    for n, op in enumerate(ops):
+        at = f"{where}, operation {n}"
+        if not isinstance(op, dict) or op.get("op") not in ("add", "remove", "replace", "move", "copy", "test"):
+            raise LoadError(f"{at}: not a JSON patch operation: {op!r}")
+        parts = _pointer(op.get("path"), at)
+        if not parts:
+            raise LoadError(f"{at}: patching the whole object is not supported by this checker")
+        parent, last = _walk_to(doc, parts[:-1], at), parts[-1]
+        kind = op["op"]
+        if kind in ("move", "copy"):
+            source = _pointer(op.get("from"), at)
+            value = copy.deepcopy(_walk_to(doc, source, at))
+            if kind == "move":
+                src_parent = _walk_to(doc, source[:-1], at)
+                del src_parent[int(source[-1]) if isinstance(src_parent, list) else source[-1]]
+                parent = _walk_to(doc, parts[:-1], at)
+            kind = "add"
+        else:
+            value = op.get("value")
+        if kind == "test":
+            if _walk_to(doc, parts, at) != value:
+                raise LoadError(f"{at}: test of {op.get('path')} failed")
+        elif kind == "remove" or kind == "replace":
+            _walk_to(doc, parts, at)  # must exist
+            if kind == "remove":
+                del parent[int(last) if isinstance(parent, list) else last]
+            else:
+                parent[int(last) if isinstance(parent, list) else last] = copy.deepcopy(value)
+        elif isinstance(parent, list):
+            if last == "-":
+                parent.append(copy.deepcopy(value))
+            elif last.isdigit() and int(last) <= len(parent):
+                parent.insert(int(last), copy.deepcopy(value))
+            else:
+                raise LoadError(f"{at}: index {last!r} is out of range")
+        elif isinstance(parent, dict):
+            parent[last] = copy.deepcopy(value)
+        else:
+            raise LoadError(f"{at}: {op.get('path')} is inside a scalar")
+    return doc
+
+
+def _selector_matches(text: str, labels: dict, where: str) -> bool:
+    """kustomize's labelSelector/annotationSelector: k=v, k!=v, k, !k, comma-separated."""
+    for term in filter(None, (t.strip() for t in text.split(","))):
+        m = re.fullmatch(r"(!?)([A-Za-z0-9./_-]+)(?:\s*(==|=|!=)\s*([A-Za-z0-9._-]*))?", term)
+        if not m:
+            raise LoadError(f"{where}: selector term {term!r} is not supported by this checker")
+        neg, key, op, value = m.groups()
+        if op is None:
+            if (key in labels) == bool(neg):
+                return False
+        elif neg or (labels.get(key) == value) != (op in ("=", "==")):
+            return False
+    return True
+
+
+def _select(objs: list[Obj], target, where: str) -> list[Obj]:
+    if not isinstance(target, dict) or set(target) - SELECTOR_FIELDS:
+        raise LoadError(f"{where}: target may use only {sorted(SELECTOR_FIELDS)}")
+    out = []
+    for o in objs:
+        group, _, version = str(o.doc.get("apiVersion", "")).rpartition("/")
+        meta = o.doc.get("metadata") or {}
+        fields = {"group": group, "version": version, "kind": o.kind, "name": o.name, "namespace": o.namespace or ""}
+        if any(key in target and not re.fullmatch(str(target[key]), value) for key, value in fields.items()):
+            continue
+        if "labelSelector" in target and not _selector_matches(target["labelSelector"], meta.get("labels") or {}, where):
+            continue
+        if "annotationSelector" in target and not _selector_matches(target["annotationSelector"], meta.get("annotations") or {}, where):
+            continue
+        out.append(o)
+    if not out:
+        raise LoadError(f"{where}: target {target!r} matches no resource, so the patch would change nothing")
+    return out
+
+
+def _apply_patch(objs: list[Obj], entry, directory: Path, root: Path, where: str) -> list[Obj]:
+    if not isinstance(entry, dict) or set(entry) - PATCH_FIELDS:
+        raise LoadError(f"{where}: use only {sorted(PATCH_FIELDS)} (options are not supported by this checker)")
+    if ("path" in entry) == ("patch" in entry):
+        raise LoadError(f"{where}: give exactly one of path and patch")
+    if "path" in entry:
+        path = directory / entry["path"]
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise LoadError(f"{where}: patch file {_rel(path, root)} not found")
+    else:
+        text = str(entry["patch"])
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        raise LoadError(f"{where}: not valid YAML: {e}")
+    target = entry.get("target")
+
+    if len(docs) == 1 and isinstance(docs[0], list):
+        if target is None:
+            raise LoadError(f"{where}: a JSON patch needs a target")
+        for o in _select(objs, target, where):
+            o.doc = json_patch(o.doc, docs[0], where)
+        return objs
+    if not docs or not all(isinstance(d, dict) for d in docs):
+        raise LoadError(f"{where}: neither a strategic merge patch nor a JSON patch")
+    if target is not None:
+        if len(docs) != 1:
+            raise LoadError(f"{where}: a target allows only one strategic merge patch")
+        chosen = [(o, docs[0]) for o in _select(objs, target, where)]
+    else:
+        chosen = []
+        for d in docs:
+            meta = d.get("metadata") or {}
+            hits = [
+                o
+                for o in objs
+                if o.kind == d.get("kind")
+                and o.name == meta.get("name")
+                and str(o.doc.get("apiVersion")) == str(d.get("apiVersion"))
+                and ("namespace" not in meta or o.namespace == meta["namespace"])
+            ]
+            if len(hits) != 1:
+                raise LoadError(
+                    f"{where}: {len(hits)} resources match {d.get('apiVersion')} {d.get('kind')} {meta.get('name')!r}; "
+                    f"a strategic merge patch without target must match exactly one"
+                )
+            chosen.append((hits[0], d))
+    for o, d in chosen:
+        name, namespace, kind = o.name, o.namespace, o.kind
+        definition = _kind_schema(str(o.doc.get("apiVersion")), kind)
+        schema = {"$ref": f"#/$defs/{definition}"} if definition else None
+        result = strategic_merge(o.doc, d, schema, where)
+        if result is _DELETE:
+            objs = [x for x in objs if x is not o]
+            continue
+        result["kind"] = kind
+        meta = result.setdefault("metadata", {})
+        meta["name"] = name
+        if namespace is None:
+            meta.pop("namespace", None)
+        else:
+            meta["namespace"] = namespace
+        o.doc = result
     return objs
 
 
@@ -222,12 +645,13 @@ def kubectl_kustomize(directory: Path, root: Path) -> list[Obj]:
 
 
 def load_sets(root: Path, use_kubectl: bool) -> tuple[list[ObjectSet], list[str]]:
+    """Every kustomization an operator applies, with its apply step."""
     manifests = root / "manifests"
     notes = []
-    sets = [ObjectSet("base", load_kustomization(manifests, root))]
     overlay_dirs = sorted(p.parent for p in (manifests / "overlays").glob("*/kustomization.yaml"))
-    for d in overlay_dirs:
-        sets.append(ObjectSet(f"overlay {d.name}", load_kustomization(d, root)))
+    plan = [("cluster", manifests / CLUSTER_DIR, 1), ("base", manifests / APP_BASE_DIR, 2)]
+    plan += [(f"overlay {d.name}", d, 2) for d in overlay_dirs]
+    sets = [ObjectSet(label, load_kustomization(d, root), step=step) for label, d, step in plan]
     sets.append(ObjectSet("examples", load_yaml_docs(manifests / "secrets.example.yaml", root), deployable=False))
 
     if not use_kubectl:
@@ -235,8 +659,8 @@ def load_sets(root: Path, use_kubectl: bool) -> tuple[list[ObjectSet], list[str]
     elif shutil.which("kubectl") is None:
         notes.append("kubectl kustomize: skipped (kubectl is not on PATH; optional)")
     else:
-        for label, d in [("base", manifests)] + [(f"overlay {d.name}", d) for d in overlay_dirs]:
-            sets.append(ObjectSet(f"{label} (kubectl kustomize)", kubectl_kustomize(d, root), rendered=True))
+        for label, d, step in plan:
+            sets.append(ObjectSet(f"{label} (kubectl kustomize)", kubectl_kustomize(d, root), rendered=True, step=step))
     return sets, notes
 
 
@@ -443,6 +867,85 @@ def spin_variables(spin: dict) -> dict[str, dict]:
     return {name: (decl if isinstance(decl, dict) else {}) for name, decl in (spin.get("variables") or {}).items()}
 
 
+def pod_labels(obj: Obj) -> dict | None:
+    """Labels of the pods a workload makes (SpinApp: as spin-operator makes
+    them); None for objects that make no pods."""
+    if obj.kind == "SpinApp":
+        return {**(get(obj.doc, "spec", "podLabels", default={}) or {}), **spinapp_operator_labels(obj.name)}
+    path = POD_SPEC_PATHS.get(obj.kind)
+    if path is None:
+        return None
+    return get(obj.doc, *path[:-1], "metadata", "labels", default={}) or {}
+
+
+def replicas_of(obj: Obj) -> int | None:
+    """How many pods a workload runs; None when not fixed (autoscaled, jobs)."""
+    if obj.kind == "SpinApp":
+        return None if get(obj.doc, "spec", "enableAutoscaling") else get(obj.doc, "spec", "replicas", default=1)
+    if obj.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+        return get(obj.doc, "spec", "replicas", default=1)
+    return 1 if obj.kind == "Pod" else None
+
+
+def selector_matches(selector: dict, labels: dict) -> bool:
+    """A LabelSelector (matchLabels, matchExpressions) against pod labels."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _selector_text(selector: dict) -> str:
+    return json.dumps(selector, sort_keys=True, separators=(",", ":"))
+
+
+_UNRESOLVED = object()
+
+
+def env_value(s: ObjectSet, obj: Obj, container: dict, name: str):
+    """The value of a container's environment variable: a literal or a
+    ConfigMap key of the set. None when the variable is not set; _UNRESOLVED
+    when it comes from somewhere the manifests do not show (a Secret)."""
+    for e in container.get("env") or []:
+        if e.get("name") != name:
+            continue
+        if "value" in e:
+            return str(e["value"])
+        ref = get(e, "valueFrom", "configMapKeyRef")
+        if ref:
+            cm = s.find("ConfigMap", obj.namespace, ref.get("name"))
+            value = (cm.doc.get("data") or {}).get(ref.get("key")) if cm else None
+            return _UNRESOLVED if value is None else str(value)
+        return _UNRESOLVED
+    found = None
+    for source in container.get("envFrom") or []:  # later sources win; env above wins over all
+        prefix, ref = source.get("prefix", ""), source.get("configMapRef")
+        if ref and name.startswith(prefix):
+            cm = s.find("ConfigMap", obj.namespace, ref.get("name"))
+            data = (cm.doc.get("data") or {}) if cm else {}
+            if name[len(prefix) :] in data:
+                found = str(data[name[len(prefix) :]])
+    return found
+
+
+def parse_duration(text: str) -> float:
+    """The refresher's durations: `250ms`, `30s`, `4m`, `1h` (refresher/src/config.rs)."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)", text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration the refresher accepts (e.g. 500ms, 30s, 4m, 1h)")
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
 # --------------------------------------------------------------------------
 # The checks. Each takes the loaded sets (and whatever else it needs) and
 # records failures on a Check.
@@ -507,12 +1010,15 @@ def check_schemas(sets: list[ObjectSet], schemas: Schemas) -> tuple[Check, Check
     return builtin, crd
 
 
+
 def check_freshness(sets: list[ObjectSet]) -> Check:
     """Rule 1: the CronJob runs often enough that rates stay under 5 minutes
     old: the largest gap between two scheduled runs is below 300 s. And a run
     always ends before the next one is due (activeDeadlineSeconds below the
     smallest gap), or concurrencyPolicy Forbid would skip that next run and
-    double the gap."""
+    double the gap. The refresher's own deadline (REFRESH_DEADLINE) lets every
+    attempt the Job makes (backoffLimit + 1) end within activeDeadlineSeconds,
+    or the Job is killed mid-run and its retry never happens."""
     c = Check("freshness")
     seen = []
     for s in sets:
@@ -545,32 +1051,115 @@ def check_freshness(sets: list[ObjectSet]) -> Check:
                 )
             if get(o.doc, "spec", "concurrencyPolicy") != "Forbid":
                 c.fail(f"{o.ref()}: concurrencyPolicy must be Forbid (two refreshers would race for the same quota)")
-            seen.append(f"{o.name} {schedule!r}: max gap {gap} s")
+            attempts = get(o.doc, "spec", "jobTemplate", "spec", "backoffLimit", default=6) + 1
+            for _, cont in containers_of(pod_spec(o) or {}):
+                value = env_value(s, o, cont, "REFRESH_DEADLINE")
+                if value is _UNRESOLVED:
+                    c.fail(f"{o.ref()}: container {cont.get('name')!r} REFRESH_DEADLINE must be a literal or a ConfigMap key of the manifests")
+                    continue
+                value = REFRESHER_DEFAULTS["REFRESH_DEADLINE"] if value is None else value
+                try:
+                    run = parse_duration(value)
+                except ValueError as e:
+                    c.fail(f"{o.ref()}: container {cont.get('name')!r} REFRESH_DEADLINE: {e}")
+                    continue
+                if deadline is not None and run * attempts >= deadline:
+                    c.fail(
+                        f"{o.ref()}: container {cont.get('name')!r} REFRESH_DEADLINE {value} × {attempts} attempt(s) "
+                        f"(backoffLimit {attempts - 1}) = {run * attempts:g} s is not below activeDeadlineSeconds "
+                        f"{deadline}: the Job would be killed before its runs end"
+                    )
+                seen.append(f"{o.name} {schedule!r}: max gap {gap} s, {attempts} × {value} < {deadline} s")
     if not seen and not c.failures:
         c.fail("no CronJob found: nothing refreshes the rates")
-    c.summary = "; ".join(sorted(set(seen))) + f" (< {MAX_RATE_AGE_S} s)"
+    c.summary = "; ".join(sorted(set(seen))) + f" (gaps < {MAX_RATE_AGE_S} s)"
     return c
 
 
-def check_executor(sets: list[ObjectSet]) -> Check:
-    """Rule 2: a SpinApp's executor exists in the SpinApp's own namespace
-    (spin-operator looks it up there only)."""
-    c = Check("executor")
+def check_apply_order(sets: list[ObjectSet]) -> Check:
+    """Rule 2: what an app needs exists before it is applied. Step 1
+    (manifests/cluster) creates the namespaces and every SpinApp's executor, in
+    the SpinApp's namespace (spin-operator looks only there, and its webhook
+    rejects a SpinApp whose executor does not exist yet; in one apply kustomize
+    emits the SpinApp first). An app holds nothing cluster-wide and no
+    Namespace, so `kubectl delete -k` of it leaves them and the Secrets."""
+    c = Check("apply-order")
     n = set()
     for s in sets:
+        if not s.deployable or s.step < 2:
+            continue
+        earlier = [t for t in sets if t.deployable and 0 < t.step < s.step]
+        for o in s.objects:
+            if o.kind in CLUSTER_SCOPED:
+                what = "deleting it deletes the namespace's Secrets and everything else in it" if o.kind == "Namespace" else "it is cluster-wide"
+                c.fail(
+                    f"{o.ref()}: belongs in manifests/{CLUSTER_DIR}/, not in an app: "
+                    f"`kubectl delete -k` of the app would delete it, and {what}"
+                )
+            elif o.namespace is None:
+                c.fail(f"{o.ref()}: has no namespace; it would land in kubectl's current namespace")
+        for ns in sorted({o.namespace for o in s.objects if o.kind not in CLUSTER_SCOPED and o.namespace}):
+            if not any(t.find("Namespace", None, ns) for t in earlier):
+                c.fail(f"namespace {ns} of the app is not created by manifests/{CLUSTER_DIR}, which is applied first")
         for app in s.of_kind("SpinApp"):
             n.add(app.identity())
             executor = get(app.doc, "spec", "executor")
+            ns = app.namespace or "default"
             if not executor:
                 c.fail(f"{app.ref()}: spec.executor is missing")
-            elif s.find("SpinAppExecutor", app.namespace, executor) is None:
-                elsewhere = [e.ref() for e in s.of_kind("SpinAppExecutor") if e.name == executor]
+            elif any(t.find("SpinAppExecutor", ns, executor) for t in earlier):
+                continue
+            elif s.find("SpinAppExecutor", ns, executor):
+                c.fail(
+                    f"{app.ref()}: SpinAppExecutor {executor!r} is created by the same apply as the SpinApp; "
+                    f"kustomize emits the SpinApp first and spin-operator's webhook rejects it while the executor "
+                    f"does not exist: move the executor to manifests/{CLUSTER_DIR}/"
+                )
+            else:
+                elsewhere = sorted({e.ref() for t in earlier + [s] for e in t.of_kind("SpinAppExecutor") if e.name == executor})
                 hint = f"; found only {', '.join(elsewhere)}" if elsewhere else ""
                 c.fail(
-                    f"{app.ref()}: SpinAppExecutor {executor!r} does not exist in namespace "
-                    f"{app.namespace or 'default'}{hint}"
+                    f"{app.ref()}: SpinAppExecutor {executor!r} does not exist in namespace {ns} "
+                    f"after manifests/{CLUSTER_DIR}{hint}"
                 )
-    c.summary = f"{len(n)} SpinApp(s) use an executor of their own namespace"
+    c.summary = (
+        f"manifests/{CLUSTER_DIR} creates the namespace and the executor of {len(n)} SpinApp(s) before the app; "
+        f"the apps hold nothing cluster-wide"
+    )
+    return c
+
+
+def check_runtime(sets: list[ObjectSet]) -> Check:
+    """The executor of every SpinApp names in runtimeClassName a RuntimeClass
+    that exists once the app is applied, and that class's handler is the one
+    K3s registers for containerd-shim-spin-v2."""
+    c = Check("runtime")
+    used = set()
+    for s in sets:
+        if not s.deployable or s.step < 2:
+            continue
+        applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
+        for app in s.of_kind("SpinApp"):
+            ns, executor = app.namespace or "default", get(app.doc, "spec", "executor")
+            ex = next((e for t in applied if (e := t.find("SpinAppExecutor", ns, executor))), None)
+            name = get(ex.doc, "spec", "deploymentConfig", "runtimeClassName") if ex else None
+            if not name:
+                continue  # no executor (apply-order reports it), or a spinImage executor
+            rc = next((r for t in applied for r in t.of_kind("RuntimeClass") if r.name == name), None)
+            if rc is None:
+                known = sorted({r.name for t in applied for r in t.of_kind("RuntimeClass")})
+                c.fail(
+                    f"{ex.ref()}: runtimeClassName {name!r} matches no RuntimeClass of the manifests "
+                    f"(RuntimeClasses: {', '.join(known) or 'none'}); the pods of {app.ref()} would never start"
+                )
+                continue
+            used.add(name)
+            if rc.doc.get("handler") != SPIN_SHIM_HANDLER:
+                c.fail(
+                    f"{rc.ref()}: handler {rc.doc.get('handler')!r} is not {SPIN_SHIM_HANDLER!r}, the containerd runtime "
+                    f"K3s registers for containerd-shim-spin-v2; the pods of {app.ref()} would not start"
+                )
+    c.summary = f"RuntimeClass(es) {', '.join(sorted(used)) or 'none'} exist and use handler {SPIN_SHIM_HANDLER!r}"
     return c
 
 
@@ -674,6 +1263,248 @@ def check_outbound(sets: list[ObjectSet], spin: dict) -> Check:
                     c.fail(f"{secret.ref()}: edge-url's host is not the SpinApp's valkey_host ({', '.join(sorted(hosts))})")
     n_hosts = sum(len(comp.get("allowed_outbound_hosts") or []) for comp in components.values())
     c.summary = f"{len(components)} component(s), {n_hosts} outbound host(s), all redis://{{{{ valkey_host }}}} = {', '.join(sorted(hosts))}"
+    return c
+
+
+
+
+def check_rates_contract(sets: list[ObjectSet], spin: dict) -> Check:
+    """The Valkey key and channel are the same everywhere: the
+    SpinApp's rates_key/rates_channel (or spin.toml's defaults), the key and
+    channel Valkey's ACL grants the edge (RATES_KEY/RATES_CHANNEL of the
+    Deployment valkey), and the ones the refresher writes (its
+    RATES_KEY/RATES_CHANNEL, or its defaults)."""
+    c = Check("rates-contract")
+    declared = spin_variables(spin)
+    agreed = set()
+    pairs = (("rates_key", "RATES_KEY"), ("rates_channel", "RATES_CHANNEL"))
+    for s in sets:
+        if not s.deployable:
+            continue
+        for app in s.of_kind("SpinApp"):
+            ns = app.namespace
+            variables = {v.get("name"): v for v in get(app.doc, "spec", "variables", default=[]) or []}
+            expected = {}
+            for var, env in pairs:
+                v = variables.get(var)
+                if v is not None and "value" not in v:
+                    c.fail(f"{app.ref()}: {var} must be an inline value (it is not secret), so it can be checked")
+                    continue
+                expected[env] = str(v["value"]) if v is not None else str(declared.get(var, {}).get("default"))
+            valkey = s.find("Deployment", ns, "valkey")
+            if valkey is None:
+                c.fail(f"{app.ref()}: there is no Deployment valkey in namespace {ns}")
+            else:
+                acl = [cont for _, cont in containers_of(pod_spec(valkey) or {}) if any(env_value(s, valkey, cont, env) is not None for _, env in pairs)]
+                if not acl:
+                    c.fail(f"{valkey.ref()}: no container sets RATES_KEY/RATES_CHANNEL, from which the edge's ACL is written")
+                for cont in acl:
+                    for env, want in expected.items():
+                        got = env_value(s, valkey, cont, env)
+                        if got != want:
+                            c.fail(
+                                f"{valkey.ref()}: container {cont.get('name')!r} {env} {got if got is _UNRESOLVED else repr(got)} "
+                                f"(what Valkey's ACL lets the edge use) is not the SpinApp's {env.lower()} {want!r} ({app.ref()})"
+                            )
+            for job in s.of_kind("CronJob"):
+                if job.namespace != ns:
+                    continue
+                for _, cont in containers_of(pod_spec(job) or {}):
+                    for env, want in expected.items():
+                        got = env_value(s, job, cont, env)
+                        got = REFRESHER_DEFAULTS[env] if got is None else got
+                        if got != want:
+                            c.fail(
+                                f"{job.ref()}: container {cont.get('name')!r} writes {env} {got if got is _UNRESOLVED else repr(got)}, "
+                                f"not the SpinApp's {env.lower()} {want!r} ({app.ref()})"
+                            )
+            agreed.add(f"{expected.get('RATES_KEY')}/{expected.get('RATES_CHANNEL')}")
+    c.summary = f"key/channel {', '.join(sorted(agreed))} agree across the SpinApp, Valkey's ACL and the refresher"
+    return c
+
+
+def check_kv_stores(sets: list[ObjectSet]) -> Check:
+    """Every key-value store of a SpinApp has a type Spin knows; a
+    `spin` (SQLite) store has an absolute path on a writable volume mounted
+    into the pod, which every volumeMount names."""
+    c = Check("kv-store")
+    n = set()
+    for s in sets:
+        for app in s.of_kind("SpinApp"):
+            volumes = {v.get("name") for v in get(app.doc, "spec", "volumes", default=[]) or []}
+            mounts = get(app.doc, "spec", "volumeMounts", default=[]) or []
+            for m in mounts:
+                if m.get("name") not in volumes:
+                    c.fail(f"{app.ref()}: volumeMount {m.get('name')!r} names no volume of spec.volumes")
+            if get(app.doc, "spec", "runtimeConfig", "loadFromSecret"):
+                continue  # the runtime config is in a Secret: not in the manifests
+            for store in get(app.doc, "spec", "runtimeConfig", "keyValueStores", default=[]) or []:
+                name, kind = store.get("name"), store.get("type")
+                where = f"{app.ref()}: key-value store {name!r}"
+                n.add((app.identity(), name))
+                if kind not in KV_STORE_TYPES:
+                    c.fail(
+                        f"{where} has type {kind!r}, which Spin 3.6.3 (containerd-shim-spin 0.24) does not know "
+                        f"({', '.join(sorted(KV_STORE_TYPES))}; SQLite is 'spin')"
+                    )
+                    continue
+                if kind != "spin":
+                    continue
+                option = next((o for o in store.get("options") or [] if o.get("name") == "path"), None)
+                path = None if option is None else option.get("value")
+                if path is None:
+                    c.fail(f"{where}: needs an inline path option, a file on a mounted volume (without one the store lives in memory)")
+                    continue
+                if not str(path).startswith("/"):
+                    c.fail(f"{where}: path {path!r} must be absolute (a relative one lands in Spin's state directory, on no volume)")
+                    continue
+                mount = max(
+                    (m for m in mounts if str(path).startswith(str(m.get("mountPath", "")).rstrip("/") + "/")),
+                    key=lambda m: len(str(m.get("mountPath"))),
+                    default=None,
+                )
+                if mount is None:
+                    where_mounted = ", ".join(str(m.get("mountPath")) for m in mounts) or "none"
+                    c.fail(f"{where}: path {path!r} is on no volumeMount of the SpinApp (mounted: {where_mounted})")
+                elif mount.get("readOnly"):
+                    c.fail(f"{where}: path {path!r} is on the read-only volumeMount {mount.get('mountPath')!r}")
+    c.summary = f"{len(n)} key-value store(s) of a known type; SQLite files on mounted volumes"
+    return c
+
+
+def check_paths(sets: list[ObjectSet]) -> Check:
+    """Probes and Ingress routes use paths the edge serves
+    (SERVED_PATHS); probes only the health paths among them."""
+    c = Check("paths")
+    health = sorted(p for p, probe in SERVED_PATHS.items() if probe)
+    n = set()
+    for s in sets:
+        apps = {(a.namespace, a.name) for a in s.of_kind("SpinApp")}
+        for app in s.of_kind("SpinApp"):
+            for probe in ("readiness", "liveness"):
+                path = get(app.doc, "spec", "checks", probe, "httpGet", "path")
+                if path is None:
+                    continue
+                n.add((app.identity(), probe, path))
+                if not SERVED_PATHS.get(path):
+                    c.fail(
+                        f"{app.ref()}: checks.{probe} path {path!r} is not a health path the edge serves "
+                        f"({', '.join(health)}); the probe would fail on every pod"
+                    )
+        for ing in s.of_kind("Ingress"):
+            for rule in get(ing.doc, "spec", "rules", default=[]) or []:
+                for p in get(rule, "http", "paths", default=[]) or []:
+                    if (ing.namespace, get(p, "backend", "service", "name")) not in apps:
+                        continue
+                    path, kind = p.get("path", "/"), p.get("pathType")
+                    n.add((ing.identity(), path))
+                    if kind == "Exact":
+                        served = path in SERVED_PATHS
+                    else:
+                        served = path == "/" or any(sp == path.rstrip("/") or sp.startswith(path.rstrip("/") + "/") for sp in SERVED_PATHS)
+                    if not served:
+                        c.fail(f"{ing.ref()}: path {path!r} ({kind}) routes to nothing the edge serves ({', '.join(SERVED_PATHS)})")
+    c.summary = f"{len(n)} probe/Ingress path(s) served by the edge"
+    return c
+
+
+def _pods(s: ObjectSet) -> list[tuple[Obj, dict]]:
+    return [(o, labels) for o in s.objects if (labels := pod_labels(o)) is not None]
+
+
+def check_selectors(sets: list[ObjectSet]) -> Check:
+    """Every selector picks pods the manifests make: a NetworkPolicy's
+    podSelector and its same-namespace peers, a Service's selector, a
+    PodDisruptionBudget's selector. One that selects nothing protects or
+    serves nothing, silently."""
+    c = Check("selectors")
+    n = set()
+    for s in sets:
+        if not s.deployable:
+            continue
+        pods = _pods(s)
+
+        def selects(ns, selector):
+            return any(o.namespace == ns and selector_matches(selector, ls) for o, ls in pods)
+
+        def need(o, what, selector):
+            n.add((o.identity(), what))
+            if not selects(o.namespace, selector):
+                c.fail(f"{o.ref()}: {what} {_selector_text(selector)} selects no pod the manifests make in namespace {o.namespace}")
+
+        for np in s.of_kind("NetworkPolicy"):
+            selector = get(np.doc, "spec", "podSelector", default={}) or {}
+            if selector:
+                need(np, "spec.podSelector", selector)
+            for direction, peers in (("ingress", "from"), ("egress", "to")):
+                for i, rule in enumerate(get(np.doc, "spec", direction, default=[]) or []):
+                    for j, peer in enumerate(rule.get(peers) or []):
+                        if peer.get("podSelector") and "namespaceSelector" not in peer:
+                            need(np, f"spec.{direction}[{i}].{peers}[{j}].podSelector", peer["podSelector"])
+        for svc in s.of_kind("Service"):
+            selector = get(svc.doc, "spec", "selector")
+            if selector:
+                need(svc, "spec.selector", {"matchLabels": selector})
+        for pdb in s.of_kind("PodDisruptionBudget"):
+            need(pdb, "spec.selector", get(pdb.doc, "spec", "selector", default={}) or {})
+    c.summary = f"{len(n)} selector(s) each pick pods of the manifests"
+    return c
+
+
+def _disruptions_allowed(spec: dict, replicas: int) -> int | None:
+    def amount(value, up: bool) -> int:
+        if isinstance(value, str) and value.endswith("%"):
+            share = replicas * int(value[:-1]) / 100
+            return math.ceil(share) if up else math.floor(share)
+        return int(value)
+
+    if "minAvailable" in spec:
+        return replicas - amount(spec["minAvailable"], up=True)
+    if "maxUnavailable" in spec:
+        return amount(spec["maxUnavailable"], up=True)
+    return None
+
+
+def check_disruption(sets: list[ObjectSet]) -> Check:
+    """A drain never takes every edge pod at once, and never blocks
+    for good. Every SpinApp has a PodDisruptionBudget; each budget covers the
+    pods of one workload, which no other budget covers (the eviction API
+    refuses pods under two); a budget of a workload with several replicas lets
+    at least one go. A single-replica workload's budget may refuse all
+    evictions: that is its only meaningful form (see disruptionbudgets.yaml)."""
+    c = Check("disruption")
+    n = set()
+    for s in sets:
+        if not s.deployable:
+            continue
+        pods = _pods(s)
+        pdbs = s.of_kind("PodDisruptionBudget")
+        covered: dict[tuple, list[Obj]] = {}
+        for pdb in pdbs:
+            selector = get(pdb.doc, "spec", "selector", default={}) or {}
+            workloads = [o for o, ls in pods if o.namespace == pdb.namespace and selector_matches(selector, ls)]
+            for w in workloads:
+                covered.setdefault(w.identity(), []).append(pdb)
+            if len(workloads) > 1:
+                c.fail(f"{pdb.ref()}: selects the pods of several workloads ({', '.join(w.ref() for w in workloads)}); give each its own")
+            if len(workloads) != 1:
+                continue
+            w = workloads[0]
+            replicas = replicas_of(w)
+            allowed = None if replicas is None else _disruptions_allowed(get(pdb.doc, "spec", default={}) or {}, replicas)
+            n.add(pdb.identity())
+            if replicas is not None and replicas > 1 and allowed is not None and allowed < 1:
+                c.fail(
+                    f"{pdb.ref()}: allows no disruption of {w.ref()}'s {replicas} replicas, so a drain never "
+                    f"finishes; let at least one go (e.g. minAvailable: {replicas - 1})"
+                )
+        for o, _ in pods:
+            budgets = covered.get(o.identity(), [])
+            if len(budgets) > 1:
+                c.fail(f"{o.ref()}: its pods are under several PodDisruptionBudgets ({', '.join(b.name for b in budgets)}); the eviction API refuses to evict them")
+            if o.kind == "SpinApp" and not budgets:
+                c.fail(f"{o.ref()}: no PodDisruptionBudget selects its pods; a drain may evict every replica at once")
+    c.summary = f"{len(n)} PodDisruptionBudget(s), one per workload; every SpinApp has one, none blocks a multi-replica drain"
     return c
 
 
@@ -848,26 +1679,19 @@ def check_references(sets: list[ObjectSet]) -> Check:
     return c
 
 
-def split_image(ref: str) -> tuple[str, str | None, str | None]:
-    """An image reference's repository, tag and digest (None when absent)."""
-    rest, _, digest = ref.partition("@")
-    colon, slash = rest.rfind(":"), rest.rfind("/")
-    if colon > slash:
-        return rest[:colon], rest[colon + 1 :], digest or None
-    return rest, None, digest or None
-
 
 def check_image(sets: list[ObjectSet], spin: dict) -> Check:
     """The SpinApp runs what `make push REGISTRY=<registry>/<name>:<tag>`
     pushes from spin.toml: a repository named like [application] name, tagged
     with [application] version (the version the artifact is annotated with),
-    or pinned by digest."""
+    or pinned by digest. Judged after each kustomization's `images:`. In the
+    overlays of PINNED_OVERLAYS every image is pinned by digest."""
     c = Check("image")
     app_meta = spin.get("application") or {}
     name, version = app_meta.get("name"), app_meta.get("version")
     if not name or not version:
         c.fail("spin.toml [application] needs a name and a version (the SpinApp's image is checked against them)")
-    images = set()
+    images, placeholders = set(), set()
     for s in sets:
         for app in s.of_kind("SpinApp"):
             image = str(get(app.doc, "spec", "image", default=""))
@@ -877,11 +1701,21 @@ def check_image(sets: list[ObjectSet], spin: dict) -> Check:
                 c.fail(f"{app.ref()}: image {image!r} is not what `make push` pushes from spin.toml; expected {expected}")
             elif digest is None and tag != version:
                 c.fail(
-                    f"{app.ref()}: image {image!r} has tag {tag or '(none)'}, not spin.toml's version {version!r}: "
+                    f"[{s.label}] {app.ref()}: image {image!r} has tag {tag or '(none)'}, not spin.toml's version {version!r}: "
                     f"push it as {expected} (bump the version for a new push) or pin it by digest"
                 )
             images.add(image)
-    c.summary = f"SpinApp image(s) {', '.join(sorted(images))} match spin.toml {name} {version}"
+        if s.label.removeprefix("overlay ") not in PINNED_OVERLAYS:
+            continue
+        for o in s.objects:
+            for m, k in image_slots(o, [("SpinApp", ("spec", "image"))]):
+                digest = split_image(m[k])[2]
+                if digest is None:
+                    c.fail(f"[{s.label}] {o.ref()}: image {m[k]!r} is not pinned by digest; add it to the overlay's images: with a digest")
+                elif set(digest.removeprefix("sha256:")) == {"0"}:
+                    placeholders.add(split_image(m[k])[0])
+    note = f"; placeholder digests to fill in: {', '.join(sorted(placeholders))}" if placeholders else ""
+    c.summary = f"SpinApp image(s) {', '.join(sorted(images))} match spin.toml {name} {version}{note}"
     return c
 
 
@@ -911,10 +1745,16 @@ def run(root: Path, use_kubectl: bool) -> int:
     loaded = [s for s in sets if not s.rendered]
     checks += [
         check_freshness(loaded),
-        check_executor(loaded),
+        check_apply_order(loaded),
+        check_runtime(loaded),
         check_replicas(loaded),
         check_variables(loaded, spin),
         check_outbound(loaded, spin),
+        check_rates_contract(loaded, spin),
+        check_kv_stores(loaded),
+        check_paths(loaded),
+        check_selectors(loaded),
+        check_disruption(loaded),
         check_secrets(loaded),
         check_hardening(loaded),
         check_references(loaded),
