@@ -328,8 +328,8 @@ fn json_lines(name: &str, log: &str) -> Vec<serde_json::Value> {
     log.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: not a JSON line ({e}): {l}\n{log}"));
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{name}: not a JSON line ({e}): {l}\n{log}"));
             for key in ["timestamp", "level", "message"] {
                 assert!(v[key].is_string(), "{name}: no {key:?} in {l}");
             }
@@ -378,15 +378,34 @@ fn every_process_logs_json_lines_with_fields_and_no_secrets() {
         ok.log
     );
     let failed = json_lines("refresher", &refused.log);
-    assert!(failed.iter().any(|v| v["level"] == "ERROR" && v["exit_code"] == 3), "{}", refused.log);
+    assert!(
+        failed
+            .iter()
+            .any(|v| v["level"] == "ERROR" && v["exit_code"] == 3),
+        "{}",
+        refused.log
+    );
     let emulator = json_lines("one-frame", &one_frame.log());
-    assert!(emulator.iter().any(|v| v["fault"].is_string()), "{}", one_frame.log());
+    assert!(
+        emulator.iter().any(|v| v["fault"].is_string()),
+        "{}",
+        one_frame.log()
+    );
     let edge = json_lines("runtime-shim", &shim.log());
     let has = |pred: &dyn Fn(&serde_json::Value) -> bool| edge.iter().any(pred);
-    assert!(has(&|v| v["address"].is_string() && v["app"] == "forex-edge"), "the ready event");
+    assert!(
+        has(&|v| v["address"].is_string() && v["app"] == "forex-edge"),
+        "the ready event"
+    );
     assert!(has(&|v| v["channels"].is_string()), "the subscription");
-    assert!(has(&|v| v["component"] == "rates-sync" && v["stream"] == "stderr"), "a component's own line");
-    assert!(has(&|v| v["message"] == "request" && v["status"] == 200 && v["path"] == "/rates"), "an access log line");
+    assert!(
+        has(&|v| v["component"] == "rates-sync" && v["stream"] == "stderr"),
+        "a component's own line"
+    );
+    assert!(
+        has(&|v| v["message"] == "request" && v["status"] == 200 && v["path"] == "/rates"),
+        "an access log line"
+    );
 
     for log in [&ok.log, &refused.log, &one_frame.log(), &shim.log()] {
         for secret in [admin_pw, token, "wrong-7e8f"] {

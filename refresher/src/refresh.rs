@@ -106,7 +106,7 @@ fn valkey_step(what: &str, e: redis::RedisError) -> Step {
             "Valkey {what} was refused ({e}): check the user and password of VALKEY_URL and that user's ACL"
         )))
     } else {
-        Step::Retry(format!("Valkey {what} failed: {e}"))
+        Step::Retry(Cause::Valkey, format!("Valkey {what} failed: {e}"))
     }
 }
 
@@ -140,9 +140,9 @@ impl<C: Clock> Refresher<C> {
                 Err(Step::HeldBack(why)) => {
                     return Err(RefreshError::Transient(format!("{last_error}; {why}")));
                 }
-                Err(Step::Retry(msg)) => {
+                Err(Step::Retry(cause, msg)) => {
                     tracing::warn!(attempt, "attempt {attempt} failed: {msg}");
-                    if msg.starts_with("Valkey") {
+                    if cause == Cause::Valkey {
                         conn = None;
                     }
                     last_error = msg;
@@ -175,10 +175,10 @@ impl<C: Clock> Refresher<C> {
                 )
                 .await
                 .map_err(|_| {
-                    Step::Retry(format!(
-                        "Valkey connection timed out after {:?}",
-                        self.connect_timeout
-                    ))
+                    Step::Retry(
+                        Cause::Valkey,
+                        format!("Valkey connection timed out after {:?}", self.connect_timeout),
+                    )
                 })?
                 .map_err(|e| valkey_step("connection", e))?;
             *slot = Some(c);
@@ -225,7 +225,12 @@ impl<C: Clock> Refresher<C> {
             .clock
             .timeout(limit, self.client.fetch(&self.pairs, || self.clock.now()))
             .await
-            .map_err(|_| Step::Retry(format!("One-Frame did not answer within {limit:?}")))?;
+            .map_err(|_| {
+                Step::Retry(
+                    Cause::OneFrame,
+                    format!("One-Frame did not answer within {limit:?}"),
+                )
+            })?;
         let quotes = match fetched {
             Ok(q) => q,
             Err(FetchError::Answer(AnswerError::Forbidden)) => {
@@ -246,7 +251,7 @@ impl<C: Clock> Refresher<C> {
                     "One-Frame answered {m:?}: it does not serve one of --currencies"
                 ))));
             }
-            Err(e) => return Err(Step::Retry(e.to_string())),
+            Err(e) => return Err(Step::Retry(Cause::OneFrame, e.to_string())),
         };
 
         let fetched_at = millis(self.clock.now());
@@ -264,7 +269,7 @@ impl<C: Clock> Refresher<C> {
                     });
                 }
                 Err(Step::Stop(e)) => return Err(Step::Stop(e)),
-                Err(Step::Retry(e) | Step::HeldBack(e)) => {
+                Err(Step::Retry(_, e) | Step::HeldBack(e)) => {
                     let delay = self.backoff.delay(write_attempt, &mut rand::rng());
                     if self.clock.now().plus(delay) >= ends {
                         return Err(Step::Stop(RefreshError::Transient(format!(
@@ -289,8 +294,8 @@ impl<C: Clock> Refresher<C> {
             .next_seq(conn)
             .await
             .map_err(|e| valkey_step("INCR rates:seq", e))?;
-        let snapshot =
-            Snapshot::new(seq, fetched_at, quotes.to_vec()).map_err(|e| Step::Retry(e.to_string()))?;
+        let snapshot = Snapshot::new(seq, fetched_at, quotes.to_vec())
+            .map_err(|e| Step::Retry(Cause::Snapshot, e.to_string()))?;
         let outcome = self
             .store
             .write_if_newer(conn, &snapshot)
@@ -302,10 +307,19 @@ impl<C: Clock> Refresher<C> {
 
 enum Step {
     /// Worth another attempt within the run's deadline.
-    Retry(String),
+    Retry(Cause, String),
     /// A retry would spend a call the rest of today's schedule needs.
     HeldBack(String),
     Stop(RefreshError),
+}
+
+/// What failed in a retried attempt: a Valkey failure drops the connection
+/// so the next attempt opens a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Valkey,
+    OneFrame,
+    Snapshot,
 }
 
 #[cfg(test)]
