@@ -5,7 +5,7 @@ use e2e::http::{self, Response};
 use std::io::Read;
 use std::time::Duration;
 
-const TOKEN: &str = "10dc303535874aeccc86a8251e6992f5";
+const TOKEN: &str = shared::one_frame::PUBLIC_TOKEN;
 
 fn rates(of: &OneFrame, query: &str, token: Option<&str>) -> Response {
     let headers: Vec<(&str, &str)> = token.map(|t| ("token", t)).into_iter().collect();

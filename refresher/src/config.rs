@@ -4,9 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use shared::Currency;
 use std::time::Duration;
 
-/// The public One-Frame image accepts only this token; real deployments set
-/// ONE_FRAME_TOKEN from a Secret.
-pub const PUBLIC_TOKEN: &str = "10dc303535874aeccc86a8251e6992f5";
+pub use shared::one_frame::PUBLIC_TOKEN;
 
 #[derive(Parser, Debug)]
 #[command(

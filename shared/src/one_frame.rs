@@ -2,6 +2,10 @@
 //! its answers. One-Frame reports errors as HTTP 200 with `{"error": "..."}`,
 //! so the body, not the status, decides.
 
+/// The token the public One-Frame image accepts (and the emulator by
+/// default); real deployments set their own from a Secret.
+pub const PUBLIC_TOKEN: &str = "10dc303535874aeccc86a8251e6992f5";
+
 use crate::currency::Currency;
 use crate::pair::Pair;
 use crate::quote::{Quote, QuoteError};

@@ -17,8 +17,7 @@ use emulator::{CountPolicy, Emulator};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The token the public One-Frame image accepts.
-const PUBLIC_TOKEN: &str = "10dc303535874aeccc86a8251e6992f5";
+use shared::one_frame::PUBLIC_TOKEN;
 
 #[derive(Parser, Debug)]
 #[command(
