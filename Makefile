@@ -6,7 +6,7 @@ WASM_TARGET := wasm32-wasip1
 EDGE_COMPONENTS := -p rates-http -p rates-sync
 FIXTURE_COMPONENTS := -p probe-http -p probe-redis -p floor-http
 
-.PHONY: build wasm push push-preflight up test test-rust check-manifests lint audit audit-advisories fmt bench soak fuzz clean
+.PHONY: build wasm push push-preflight images up test test-rust check-manifests lint audit audit-advisories fmt bench soak fuzz clean
 
 ## Native binaries (refresher, one-frame, runtime-shim, tools) and the Wasm components.
 build: wasm
@@ -38,6 +38,15 @@ push-preflight:
 	elif ! command -v spin >/dev/null; then \
 		echo "make push: no Spin CLI found (set SPIN=/path/to/spin or put spin on PATH)" >&2; exit 2; \
 	fi
+
+## The refresher and One-Frame emulator images, built with buildah from static
+## musl binaries, `FROM scratch` (docker/*.scratch.Dockerfile; nothing pulled):
+## forex-refresher:<version> and one-frame:<version>. With
+## REGISTRY=<host>[:port]/<prefix> they are pushed as <prefix>/<name>:<version>
+## (plain HTTP for 127.0.0.1 or localhost). BUILDAH_ROOT=<dir> keeps buildah's
+## storage there instead of /var/lib/containers. More in scripts/images.sh.
+images:
+	CARGO="$(CARGO)" REGISTRY="$(REGISTRY)" BUILDAH_ROOT="$(BUILDAH_ROOT)" bash scripts/images.sh
 
 ## Valkey :6379, one-frame :8080, the refresher loop and runtime-shim :3000.
 up: build

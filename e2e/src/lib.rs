@@ -5,7 +5,8 @@
 //! - [`OneFrame`]: the `one-frame` emulator, with its admin routes;
 //! - [`Shim`]: `runtime-shim up` serving a manifest (the real `spin.toml`
 //!   and Wasm by default);
-//! - [`refresher`]: one `refresher once` run.
+//! - [`refresher`]: one `refresher once` run;
+//! - [`Registry`]: a local OCI registry (`docker-registry`) on a free port.
 //!
 //! Binaries come from the cargo target directory of the running test; build
 //! them first with `make build` (the `make test` target does).
@@ -13,8 +14,10 @@
 pub mod http;
 pub mod load;
 mod procs;
+mod registry;
 
 pub use procs::*;
+pub use registry::Registry;
 
 /// A setting of the benchmark tools from the environment: `name` parsed, or
 /// `default` when it is unset or unparsable.

@@ -7,10 +7,10 @@
 //! PATH; without either, each test says so in one line and passes. The
 //! Wasm must be built (`make wasm`): the push here does not rebuild it.
 
-use e2e::http::{self, Response};
+use e2e::http;
 use e2e::{
-    Edge, Host, OneFrame, Proc, SPIN_READY, TempDir, Valkey, eventually, free_port, refresh, repo_root,
-    stored_snapshot,
+    Edge, Host, OneFrame, Proc, Registry, SPIN_READY, TempDir, Valkey, eventually, free_port, refresh,
+    repo_root, stored_snapshot,
 };
 use shared::{Pair, Snapshot};
 use std::ffi::OsStr;
@@ -36,90 +36,41 @@ fn on_path(bin: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
 }
 
-/// `docker-registry serve` on a free loopback port, plain HTTP, its storage
-/// in a scratch directory; nothing in its configuration reaches the network.
-struct Registry {
-    port: u16,
-    proc: Proc,
-    dir: TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = TempDir::new("registry");
-        let port = free_port();
-        let storage = dir.path().join("storage");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\n\
-                 log:\n  level: info\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  \
-                 maintenance:\n    uploadpurging:\n      enabled: false\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                storage.display()
-            ),
-        )
-        .expect("write registry config");
-        let proc = Proc::spawn(
-            Command::new("docker-registry").arg("serve").arg(&config),
-            dir.path().join("registry.log"),
-        );
-        let registry = Registry { port, proc, dir };
-        eventually(Duration::from_secs(10), || {
-            registry.get("/v2/", &[]).filter(|r| r.status == 200)
-        })
-        .unwrap_or_else(|| panic!("docker-registry did not start:\n{}", registry.proc.log()));
-        registry
+/// `make push` of the repository's spin.toml to `reference`, exactly as a
+/// user runs it except that the Wasm is taken as built (`-o wasm`) and
+/// Spin's registry cache is a scratch directory. Returns how long it took.
+fn make_push(registry: &Registry, spin: &Path, reference: &str) -> Duration {
+    let root = repo_root();
+    for wasm in ["rates_http.wasm", "rates_sync.wasm"] {
+        let p = root.join("target/wasm32-wasip1/release").join(wasm);
+        assert!(p.is_file(), "{} is missing: run `make wasm` first", p.display());
     }
-
-    fn get(&self, target: &str, headers: &[(&str, &str)]) -> Option<Response> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        http::request(addr, "GET", target, headers, b"").ok()
-    }
-
-    /// `127.0.0.1:PORT/<name_tag>`.
-    fn reference(&self, name_tag: &str) -> String {
-        format!("127.0.0.1:{}/{name_tag}", self.port)
-    }
-
-    /// `make push` of the repository's spin.toml to `reference`, exactly as a
-    /// user runs it except that the Wasm is taken as built (`-o wasm`) and
-    /// Spin's registry cache is a scratch directory. Returns how long it took.
-    fn make_push(&self, spin: &Path, reference: &str) -> Duration {
-        let root = repo_root();
-        for wasm in ["rates_http.wasm", "rates_sync.wasm"] {
-            let p = root.join("target/wasm32-wasip1/release").join(wasm);
-            assert!(p.is_file(), "{} is missing: run `make wasm` first", p.display());
-        }
-        let cache = self.dir.path().join("push-cache");
-        let started = Instant::now();
-        let out = Command::new("make")
-            .arg("-C")
-            .arg(&root)
-            .args(["--no-print-directory", "-o", "wasm", "push"])
-            .arg(format!("REGISTRY={reference}"))
-            .arg(format!("PUSH_FLAGS=--cache-dir {}", cache.display()))
-            .env("SPIN", spin)
-            // A `make test` around this run must not leak its flags in.
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS")
-            .env_remove("MAKELEVEL")
-            .output()
-            .expect("run make");
-        let took = started.elapsed();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "make push failed:\n{log}");
-        // Loopback: the Makefile adds --insecure (plain HTTP) by itself.
-        assert!(log.contains("registry push --insecure "), "{log}");
-        assert!(log.contains("Pushed with digest sha256:"), "{log}");
-        took
-    }
+    let cache = registry.dir().join("push-cache");
+    let started = Instant::now();
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(&root)
+        .args(["--no-print-directory", "-o", "wasm", "push"])
+        .arg(format!("REGISTRY={reference}"))
+        .arg(format!("PUSH_FLAGS=--cache-dir {}", cache.display()))
+        .env("SPIN", spin)
+        // A `make test` around this run must not leak its flags in.
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .output()
+        .expect("run make");
+    let took = started.elapsed();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "make push failed:\n{log}");
+    // Loopback: the Makefile adds --insecure (plain HTTP) by itself.
+    assert!(log.contains("registry push --insecure "), "{log}");
+    assert!(log.contains("Pushed with digest sha256:"), "{log}");
+    took
 }
 
 /// A Valkey holding a refresher snapshot, and the emulator it came from.
@@ -193,7 +144,7 @@ fn the_pushed_app_serves_rates_from_the_registry_and_follows_refreshes() {
     };
     let registry = Registry::start();
     let reference = registry.reference("forex-edge:test");
-    let took = registry.make_push(&spin, &reference);
+    let took = make_push(&registry, &spin, &reference);
     eprintln!("make push (spin registry push, Wasm already built) took {took:?}");
 
     // What containerd-shim-spin pulls: an OCI image manifest whose layers are
@@ -283,7 +234,7 @@ fn without_a_state_dir_the_pulled_apps_triggers_do_not_share_the_cache() {
     };
     let registry = Registry::start();
     let reference = registry.reference("forex-edge:test");
-    registry.make_push(&spin, &reference);
+    make_push(&registry, &spin, &reference);
     let upstream = Upstream::start();
     let first = stored_snapshot(&upstream.valkey).unwrap();
 
