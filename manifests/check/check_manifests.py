@@ -7,17 +7,21 @@ Run from the repository root:
 
 It loads every kustomization an operator applies, in the order of
 manifests/README.md: manifests/cluster (step 1), then the app (step 2): the
-base (manifests/base) or one of the overlays (manifests/overlays/*); and the
-example Secrets (manifests/secrets.example.yaml). When kubectl is on PATH it
-also loads `kubectl kustomize` of each kustomization, which must agree. Then:
+base (manifests/base) or one of the overlays (manifests/overlays/*, with the
+components of manifests/components/ they use); and the example Secrets
+(manifests/secrets.example.yaml). When kubectl is on PATH it also loads
+`kubectl kustomize` of each kustomization, which must agree. Then:
 
 - built-in kinds are validated with kubernetes-validate in strict mode
   (unknown fields are errors) against each Kubernetes version in K8S_VERSIONS;
-- SpinApp and SpinAppExecutor are validated against the CRDs vendored in
-  manifests/crds/, with every object schema closed so unknown fields are errors;
+- custom resources (SpinKube's SpinApp and SpinAppExecutor, cert-manager's
+  Certificate, Issuer and ClusterIssuer, Traefik's Middleware) are validated
+  against the CRDs vendored in manifests/crds/, with every object schema
+  closed so unknown fields are errors;
 - the project's own rules hold (see the check_* functions: freshness, apply
   order, runtime, replicas, variables, outbound, rates contract, key-value
-  store, paths, selectors, disruption, secrets, hardening, references, image).
+  store, paths, TLS, selectors, disruption, secrets, hardening, references,
+  image), and the placeholders left to fill in are listed.
 
 Each check prints one line; failures are listed under it. The exit code is 0
 only when every check passes.
@@ -78,7 +82,17 @@ CLUSTER_SCOPED = {
 
 # The kustomization fields the built-in loader understands. Anything else is
 # refused rather than silently ignored (kubectl would apply it; we would not).
-KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "namespace", "labels", "resources", "configurations", "patches", "images"}
+KUSTOMIZATION_FIELDS = {
+    "apiVersion",
+    "kind",
+    "namespace",
+    "labels",
+    "resources",
+    "components",
+    "configurations",
+    "patches",
+    "images",
+}
 
 # Marks an object of secrets.example.yaml as an example (label and annotation).
 EXAMPLE_MARK = "forex.example/example-only"
@@ -116,6 +130,31 @@ KV_STORE_TYPES = {"spin", "redis", "azure_cosmos", "aws_dynamo"}
 # Labels spin-operator v0.6.1 puts on every pod of a SpinApp (besides spec.podLabels).
 def spinapp_operator_labels(name: str) -> dict[str, str]:
     return {"core.spinkube.dev/app-name": name, f"core.spinkube.dev/app.{name}.status": "ready"}
+
+
+# Volume names spin-operator v0.6.1 adds to a SpinApp's pod itself (runtime
+# config Secret, CA bundle): a spec.volumes entry of the same name makes an
+# invalid Deployment (internal/controller/deployment.go).
+SPINAPP_RESERVED_VOLUMES = {"spin-runtime-config", "spin-ca"}
+
+# The container images `make images` builds, and the crate whose version
+# tags each (scripts/images.sh: <name>:<version>).
+IMAGE_CRATES = {"forex-refresher": "refresher/Cargo.toml", "one-frame": "e2e/one-frame/Cargo.toml"}
+
+# cert-manager's HTTP-01 solver pods carry this label (and listen on 8089):
+# pkg/apis/acme/v1/types.go and pkg/issuer/acme/http/pod.go at v1.20.0.
+ACME_SOLVER_LABELS = {"acme.cert-manager.io/http01-solver": "true"}
+CERT_MANAGER_GROUP = "cert-manager.io"
+
+# Traefik's Ingress annotation naming the middlewares of the Ingress's
+# routers, each `<namespace>-<name>@kubernetescrd` for a Middleware resource.
+TRAEFIK_MIDDLEWARES = "traefik.ingress.kubernetes.io/router.middlewares"
+
+# A placeholder left for the operator: a host under example.com/.net/.org or
+# with a label `example` (registry.example.com, one-frame.example.internal,
+# ops@example.com), or a digest of zeros.
+PLACEHOLDER_HOST = re.compile(r"(?<![A-Za-z0-9.-])(?:[A-Za-z0-9-]+\.)*example(?:\.[A-Za-z0-9-]+)+|(?<![A-Za-z0-9.-])(?:[A-Za-z0-9-]+\.)+example(?![A-Za-z0-9-])")
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 
 
 # The refresher's defaults for settings the manifests may leave out
@@ -229,14 +268,20 @@ class Build:
 
 
 def load_kustomization(directory: Path, root: Path) -> list[Obj]:
-    """A subset of kustomize: resources (files and directories), patches
-    (strategic merge and JSON 6902), namespace, labels without selectors or
-    templates, images, and configurations that name image fields. Applied in
-    kustomize's order: resources, patches, namespace, labels, images."""
+    """A subset of kustomize: resources (files and directories), components,
+    patches (strategic merge and JSON 6902), namespace, labels without
+    selectors or templates, images, and configurations that name image
+    fields. Applied in kustomize's order: resources, then each component (its
+    resources join the ones accumulated so far, and its own patches,
+    namespace, labels and images apply to all of them), then this
+    kustomization's patches, namespace, labels, images."""
     return _build(directory, root).objs
 
 
-def _build(directory: Path, root: Path) -> Build:
+COMPONENT_API_VERSION = "kustomize.config.k8s.io/v1alpha1"
+
+
+def _read_kustomization(directory: Path, root: Path, component: bool) -> dict:
     kfile = directory / "kustomization.yaml"
     rel = _rel(kfile, root)
     k = _read_yaml(kfile, root) or {}
@@ -248,10 +293,29 @@ def _build(directory: Path, root: Path) -> Build:
             f"{rel}: fields {sorted(unknown)} are not understood by this checker; "
             f"extend load_kustomization() or use only {sorted(KUSTOMIZATION_FIELDS)}"
         )
-    image_fields = []
+    is_component = k.get("kind") == "Component"
+    if component and not (is_component and k.get("apiVersion") == COMPONENT_API_VERSION):
+        raise LoadError(
+            f"{rel}: listed under components:, so it must be apiVersion {COMPONENT_API_VERSION}, kind Component "
+            f"(kubectl refuses anything else there)"
+        )
+    if not component and is_component:
+        raise LoadError(f"{rel}: a Component can only be listed under components:, not under resources:")
+    return k
+
+
+def _build(directory: Path, root: Path) -> Build:
+    return _accumulate(_read_kustomization(directory, root, component=False), directory, root, [], [])
+
+
+def _accumulate(k: dict, directory: Path, root: Path, objs: list[Obj], image_fields: list) -> Build:
+    """Adds what kustomization k (in directory) makes to objs, then runs its
+    transformers over all of them: for a kustomization objs starts empty, for
+    a component it holds what its parent accumulated before it."""
+    rel = _rel(directory / "kustomization.yaml", root)
+    objs, image_fields = list(objs), list(image_fields)
     for entry in k.get("configurations") or []:
         image_fields += _load_configuration(directory / entry, root)
-    objs: list[Obj] = []
     for entry in k.get("resources") or []:
         target = (directory / entry).resolve()
         if target.is_dir():
@@ -262,6 +326,12 @@ def _build(directory: Path, root: Path) -> Build:
             objs += load_yaml_docs(target, root)
         else:
             raise LoadError(f"{rel}: resource {entry!r} does not exist")
+    for entry in k.get("components") or []:
+        target = (directory / entry).resolve()
+        if not target.is_dir():
+            raise LoadError(f"{rel}: component {entry!r} is not a directory with a kustomization.yaml")
+        built = _accumulate(_read_kustomization(target, root, component=True), target, root, objs, image_fields)
+        objs, image_fields = built.objs, built.image_fields
 
     for i, entry in enumerate(k.get("patches") or []):
         objs = _apply_patch(objs, entry, directory, root, f"{rel}: patches[{i}]")
@@ -715,6 +785,7 @@ class Schemas:
         )
         self.crds: dict[tuple[str, str], dict] = {}  # (apiVersion, kind) -> closed schema
         self.crd_groups: set[str] = set()
+        self.cluster_kinds: set[str] = set()  # kinds of the vendored CRDs with scope Cluster
         crd_files = sorted(crd_dir.glob("*.yaml"))
         if not crd_files:
             raise LoadError(f"{_rel(crd_dir, root)}: no CRDs found")
@@ -722,6 +793,8 @@ class Schemas:
             crd = yaml.safe_load(path.read_text())
             spec = crd["spec"]
             self.crd_groups.add(spec["group"])
+            if spec.get("scope") == "Cluster":
+                self.cluster_kinds.add(spec["names"]["kind"])
             for version in spec["versions"]:
                 schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
                 close_schema(schema)
@@ -938,6 +1011,38 @@ def env_value(s: ObjectSet, obj: Obj, container: dict, name: str):
     return found
 
 
+def cert_issuer(cert: Obj, applied: list[ObjectSet]) -> tuple[Obj | None, str]:
+    """The Issuer (of the Certificate's namespace) or ClusterIssuer that a
+    Certificate's issuerRef names, among the sets applied up to its own; and
+    the reference in words. None for a missing one or another group's."""
+    ref = get(cert.doc, "spec", "issuerRef", default={}) or {}
+    kind, group, name = ref.get("kind") or "Issuer", ref.get("group") or CERT_MANAGER_GROUP, ref.get("name")
+    desc = f"{kind} {name!r}" + ("" if group == CERT_MANAGER_GROUP else f" of group {group}")
+    if group != CERT_MANAGER_GROUP or kind not in ("Issuer", "ClusterIssuer"):
+        return None, desc
+    for t in applied:
+        for o in t.of_kind(kind):
+            if o.name == name and (kind == "ClusterIssuer" or (o.namespace or "default") == (cert.namespace or "default")):
+                return o, desc
+    return None, desc
+
+
+def http01_ingress_solvers(issuer: Obj) -> list[dict]:
+    """The http01.ingress settings of an ACME issuer's solvers."""
+    solvers = get(issuer.doc, "spec", "acme", "solvers", default=[]) or []
+    return [s["http01"]["ingress"] for s in solvers if isinstance(get(s, "http01", "ingress"), dict)]
+
+
+def dns_name_covers(pattern: str, host: str) -> bool:
+    """A certificate's DNS name matches a host: equal, or a wildcard
+    `*.example.com` for exactly one more label."""
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == host
+
+
 def parse_duration(text: str) -> float:
     """The refresher's durations: `250ms`, `30s`, `4m`, `1h` (refresher/src/config.rs)."""
     m = re.fullmatch(r"(\d+)(ms|s|m|h)", text.strip())
@@ -1006,7 +1111,7 @@ def check_schemas(sets: list[ObjectSet], schemas: Schemas) -> tuple[Check, Check
     builtin.summary = (
         f"{len(n_builtin)} built-in object(s) valid in strict mode for Kubernetes {', '.join(K8S_VERSIONS)}"
     )
-    crd.summary = f"{len(n_crd)} SpinKube object(s) valid against manifests/crds/ (unknown fields rejected)"
+    crd.summary = f"{len(n_crd)} custom resource(s) valid against manifests/crds/ (unknown fields rejected)"
     return builtin, crd
 
 
@@ -1076,7 +1181,7 @@ def check_freshness(sets: list[ObjectSet]) -> Check:
     return c
 
 
-def check_apply_order(sets: list[ObjectSet]) -> Check:
+def check_apply_order(sets: list[ObjectSet], cluster_kinds: set[str] = frozenset()) -> Check:
     """Rule 2: what an app needs exists before it is applied. Step 1
     (manifests/cluster) creates the namespaces and every SpinApp's executor, in
     the SpinApp's namespace (spin-operator looks only there, and its webhook
@@ -1090,7 +1195,7 @@ def check_apply_order(sets: list[ObjectSet]) -> Check:
             continue
         earlier = [t for t in sets if t.deployable and 0 < t.step < s.step]
         for o in s.objects:
-            if o.kind in CLUSTER_SCOPED:
+            if o.kind in CLUSTER_SCOPED or o.kind in cluster_kinds:
                 what = "deleting it deletes the namespace's Secrets and everything else in it" if o.kind == "Namespace" else "it is cluster-wide"
                 c.fail(
                     f"{o.ref()}: belongs in manifests/{CLUSTER_DIR}/, not in an app: "
@@ -1164,13 +1269,20 @@ def check_runtime(sets: list[ObjectSet]) -> Check:
 
 
 def check_replicas(sets: list[ObjectSet]) -> Check:
-    """Rule 3: a SpinApp runs at least one pod unless an autoscaler owns the count."""
+    """Rule 3: a SpinApp runs at least one pod unless an autoscaler owns the
+    count, and then it sets no replicas: spin-operator v0.6.1's webhook
+    refuses both (internal/webhook/spinapp_validating.go, validateReplicas)."""
     c = Check("replicas")
     n = set()
     for s in sets:
         for app in s.of_kind("SpinApp"):
             n.add(app.identity())
             if get(app.doc, "spec", "enableAutoscaling") is True:
+                if get(app.doc, "spec", "replicas") not in (None, 0):
+                    c.fail(
+                        f"{app.ref()}: replicas is {get(app.doc, 'spec', 'replicas')!r} with enableAutoscaling: true; "
+                        f"spin-operator refuses replicas when an autoscaler owns the count (drop it)"
+                    )
                 continue
             replicas = get(app.doc, "spec", "replicas")
             if not isinstance(replicas, int) or replicas < 1:
@@ -1333,6 +1445,8 @@ def check_kv_stores(sets: list[ObjectSet]) -> Check:
         for app in s.of_kind("SpinApp"):
             volumes = {v.get("name") for v in get(app.doc, "spec", "volumes", default=[]) or []}
             mounts = get(app.doc, "spec", "volumeMounts", default=[]) or []
+            for name in sorted(volumes & SPINAPP_RESERVED_VOLUMES):
+                c.fail(f"{app.ref()}: volume {name!r} clashes with the volume spin-operator adds to the pod under that name; rename it")
             for m in mounts:
                 if m.get("name") not in volumes:
                     c.fail(f"{app.ref()}: volumeMount {m.get('name')!r} names no volume of spec.volumes")
@@ -1356,7 +1470,10 @@ def check_kv_stores(sets: list[ObjectSet]) -> Check:
                     c.fail(f"{where}: needs an inline path option, a file on a mounted volume (without one the store lives in memory)")
                     continue
                 if not str(path).startswith("/"):
-                    c.fail(f"{where}: path {path!r} must be absolute (a relative one lands in Spin's state directory, on no volume)")
+                    c.fail(
+                        f"{where}: path {path!r} must be absolute (Spin resolves a relative one against the runtime "
+                        f"config file's directory, / under containerd-shim-spin: on no volume)"
+                    )
                     continue
                 mount = max(
                     (m for m in mounts if str(path).startswith(str(m.get("mountPath", "")).rstrip("/") + "/")),
@@ -1408,8 +1525,18 @@ def check_paths(sets: list[ObjectSet]) -> Check:
     return c
 
 
-def _pods(s: ObjectSet) -> list[tuple[Obj, dict]]:
-    return [(o, labels) for o in s.objects if (labels := pod_labels(o)) is not None]
+def _pods(s: ObjectSet, sets: list[ObjectSet]) -> list[tuple[Obj, dict]]:
+    """Every (maker, pod labels) of the pods set s brings about: workloads,
+    SpinApps (as spin-operator labels them), and the HTTP-01 solver pods
+    cert-manager runs in a Certificate's namespace while an ACME issuer with
+    an Ingress solver issues it (listed under the Certificate)."""
+    pods = [(o, labels) for o in s.objects if (labels := pod_labels(o)) is not None]
+    applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
+    for cert in s.of_kind("Certificate"):
+        issuer, _ = cert_issuer(cert, applied)
+        if issuer is not None and http01_ingress_solvers(issuer):
+            pods.append((cert, dict(ACME_SOLVER_LABELS)))
+    return pods
 
 
 def check_selectors(sets: list[ObjectSet]) -> Check:
@@ -1422,7 +1549,7 @@ def check_selectors(sets: list[ObjectSet]) -> Check:
     for s in sets:
         if not s.deployable:
             continue
-        pods = _pods(s)
+        pods = _pods(s, sets)
 
         def selects(ns, selector):
             return any(o.namespace == ns and selector_matches(selector, ls) for o, ls in pods)
@@ -1477,7 +1604,7 @@ def check_disruption(sets: list[ObjectSet]) -> Check:
     for s in sets:
         if not s.deployable:
             continue
-        pods = _pods(s)
+        pods = _pods(s, sets)
         pdbs = s.of_kind("PodDisruptionBudget")
         covered: dict[tuple, list[Obj]] = {}
         for pdb in pdbs:
@@ -1680,46 +1807,232 @@ def check_references(sets: list[ObjectSet]) -> Check:
 
 
 
-def check_image(sets: list[ObjectSet], spin: dict) -> Check:
-    """The SpinApp runs what `make push REGISTRY=<registry>/<name>:<tag>`
-    pushes from spin.toml: a repository named like [application] name, tagged
-    with [application] version (the version the artifact is annotated with),
-    or pinned by digest. Judged after each kustomization's `images:`. In the
-    overlays of PINNED_OVERLAYS every image is pinned by digest."""
+def check_image(sets: list[ObjectSet], spin: dict, crate_versions: dict[str, str]) -> Check:
+    """Every image is what the project's build pushes, judged after each
+    kustomization's `images:`:
+    - the SpinApp runs what `make push REGISTRY=<registry>/<prefix>/<name>:<tag>`
+      pushes from spin.toml: a repository named like [application] name,
+      tagged with [application] version (the version the artifact is
+      annotated with), or pinned by digest;
+    - the containers of IMAGE_CRATES run what `make images` builds: a
+      repository named like the image, tagged with its crate's version, or
+      pinned by digest;
+    - in an overlay these carry a registry (the base names them without one,
+      for the overlays' `images:` to complete); in the overlays of
+      PINNED_OVERLAYS every image is pinned by digest."""
     c = Check("image")
     app_meta = spin.get("application") or {}
     name, version = app_meta.get("name"), app_meta.get("version")
     if not name or not version:
         c.fail("spin.toml [application] needs a name and a version (the SpinApp's image is checked against them)")
-    images, placeholders = set(), set()
+    images = set()
     for s in sets:
+        overlay = s.label.startswith("overlay ")
+
+        def judge(o: Obj, image: str, want_name: str, want_version: str, pushed_by: str, versioned_in: str) -> None:
+            repository, tag, digest = split_image(image)
+            expected = f"<registry>/<prefix>/{want_name}:{want_version}"
+            if repository.rsplit("/", 1)[-1] != want_name:
+                c.fail(f"{o.ref()}: image {image!r} is not what {pushed_by} pushes; expected {expected}")
+            elif overlay and "/" not in repository:
+                c.fail(
+                    f"[{s.label}] {o.ref()}: image {image!r} has no registry: give the overlay's images: entry "
+                    f"{want_name!r} a newName {'/'.join(expected.split('/')[:-1])}/{want_name}"
+                )
+            elif digest is None and tag != want_version:
+                c.fail(
+                    f"[{s.label}] {o.ref()}: image {image!r} has tag {tag or '(none)'}, not {versioned_in} {want_version!r}: "
+                    f"{pushed_by} tags it {want_name}:{want_version} (bump the version for a new push) or pin it by digest"
+                )
+
         for app in s.of_kind("SpinApp"):
             image = str(get(app.doc, "spec", "image", default=""))
-            repository, tag, digest = split_image(image)
-            expected = f"<registry>/{name}:{version}"
-            if repository.rsplit("/", 1)[-1] != name or "/" not in repository:
-                c.fail(f"{app.ref()}: image {image!r} is not what `make push` pushes from spin.toml; expected {expected}")
-            elif digest is None and tag != version:
-                c.fail(
-                    f"[{s.label}] {app.ref()}: image {image!r} has tag {tag or '(none)'}, not spin.toml's version {version!r}: "
-                    f"push it as {expected} (bump the version for a new push) or pin it by digest"
-                )
+            judge(app, image, name, version, "`make push`", "spin.toml's version")
             images.add(image)
+        for o in s.objects:
+            for m, k in image_slots(o, []):
+                crate = split_image(m[k])[0].rsplit("/", 1)[-1]
+                if crate in crate_versions:
+                    judge(o, m[k], crate, crate_versions[crate], "`make images`", f"{IMAGE_CRATES[crate]}'s version")
+                    images.add(m[k])
         if s.label.removeprefix("overlay ") not in PINNED_OVERLAYS:
             continue
         for o in s.objects:
             for m, k in image_slots(o, [("SpinApp", ("spec", "image"))]):
-                digest = split_image(m[k])[2]
-                if digest is None:
+                if split_image(m[k])[2] is None:
                     c.fail(f"[{s.label}] {o.ref()}: image {m[k]!r} is not pinned by digest; add it to the overlay's images: with a digest")
-                elif set(digest.removeprefix("sha256:")) == {"0"}:
-                    placeholders.add(split_image(m[k])[0])
-    note = f"; placeholder digests to fill in: {', '.join(sorted(placeholders))}" if placeholders else ""
-    c.summary = f"SpinApp image(s) {', '.join(sorted(images))} match spin.toml {name} {version}{note}"
+    versions = ", ".join(f"{n} {v}" for n, v in [(name, version), *sorted(crate_versions.items())])
+    c.summary = f"{len(images)} image reference(s) of the project's builds match {versions}; {', '.join(PINNED_OVERLAYS)} pinned by digest"
+    return c
+
+
+def check_tls(sets: list[ObjectSet]) -> Check:
+    """Every Ingress an overlay applies serves HTTPS with a certificate that
+    cert-manager keeps, and redirects HTTP to it:
+    - the Ingress has tls:, and every host of its rules is in one of its tls
+      entries (Traefik picks the certificate by SNI; a host without one gets
+      Traefik's default certificate);
+    - each tls secretName is the secretName of a Certificate of the same
+      namespace, and that Certificate's dnsNames cover the entry's hosts;
+    - every Certificate's issuerRef names an Issuer of its namespace or a
+      ClusterIssuer, applied with it or before; a CA issuer's secret is made
+      by a Certificate with isCA; an ACME issuer that solves HTTP-01 with an
+      Ingress uses the class of the Ingresses it issues certificates for;
+    - every `<namespace>-<name>@kubernetescrd` of the Ingress's
+      router.middlewares annotation is a Middleware of the set (Traefik
+      drops a router whose middleware is missing), and a TLS Ingress names
+      one that redirects to https."""
+    c = Check("tls")
+    n_ing, n_cert = set(), set()
+    for s in sets:
+        if not s.deployable or s.step < 1:
+            continue
+        applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
+        at = f"[{s.label}] "
+        issuers = sorted({f"{o.kind} {o.name}" for t in applied for o in t.objects if o.kind in ("Issuer", "ClusterIssuer")})
+
+        def certificate_for(ns: str | None, secret: str) -> Obj | None:
+            return next(
+                (x for x in s.of_kind("Certificate") if x.namespace == ns and get(x.doc, "spec", "secretName") == secret), None
+            )
+
+        for cert in s.of_kind("Certificate"):
+            n_cert.add(cert.identity())
+            issuer, desc = cert_issuer(cert, applied)
+            if issuer is None:
+                c.fail(
+                    f"{at}{cert.ref()}: issuerRef {desc} is neither an Issuer of namespace {cert.namespace} nor a ClusterIssuer "
+                    f"of the manifests (issuers: {', '.join(issuers) or 'none'}); it would never be issued"
+                )
+        for issuer in s.of_kind("Issuer"):
+            secret = get(issuer.doc, "spec", "ca", "secretName")
+            if not secret:
+                continue
+            ca = certificate_for(issuer.namespace, secret)
+            if ca is None:
+                c.fail(f"{at}{issuer.ref()}: its CA Secret {secret!r} is made by no Certificate of namespace {issuer.namespace}")
+            elif get(ca.doc, "spec", "isCA") is not True:
+                c.fail(f"{at}{ca.ref()}: makes the CA Secret {secret!r} of {issuer.ref()} but is not isCA: true")
+        for ing in s.of_kind("Ingress"):
+            n_ing.add(ing.identity())
+            tls = get(ing.doc, "spec", "tls", default=[]) or []
+            hosts = [r.get("host") for r in get(ing.doc, "spec", "rules", default=[]) or []]
+            if not tls and s.label.startswith("overlay "):
+                c.fail(
+                    f"{at}{ing.ref()}: has no tls:; every overlay serves the edge over HTTPS "
+                    f"(a component of manifests/components/, manifests/README.md \"HTTPS\")"
+                )
+            tls_hosts = {h for entry in tls for h in entry.get("hosts") or []}
+            for host in hosts if tls else []:
+                if host is None:
+                    c.fail(f"{at}{ing.ref()}: a rule without host in an Ingress with tls:; Traefik picks the certificate by host")
+                elif host not in tls_hosts:
+                    c.fail(f"{at}{ing.ref()}: host {host!r} is in no tls entry; Traefik would answer it with its default certificate")
+            for i, entry in enumerate(tls):
+                secret = entry.get("secretName")
+                cert = certificate_for(ing.namespace, secret) if secret else None
+                if cert is None:
+                    made = sorted(str(get(x.doc, "spec", "secretName")) for x in s.of_kind("Certificate") if x.namespace == ing.namespace)
+                    c.fail(
+                        f"{at}{ing.ref()}: tls[{i}] secretName {secret!r} is the secretName of no Certificate of namespace "
+                        f"{ing.namespace} (they make: {', '.join(made) or 'nothing'})"
+                    )
+                    continue
+                names = get(cert.doc, "spec", "dnsNames", default=[]) or []
+                for host in entry.get("hosts") or []:
+                    if not any(dns_name_covers(str(p), str(host)) for p in names):
+                        c.fail(
+                            f"{at}{cert.ref()}: dnsNames {names} do not cover host {host!r} of {ing.ref()}; "
+                            f"clients would refuse the certificate"
+                        )
+                issuer, _ = cert_issuer(cert, applied)
+                for solver in http01_ingress_solvers(issuer) if issuer is not None else []:
+                    wanted = get(ing.doc, "spec", "ingressClassName")
+                    got = solver.get("ingressClassName") or solver.get("class")
+                    if "name" not in solver and got != wanted:
+                        c.fail(
+                            f"{at}{issuer.ref()}: its HTTP-01 solver uses ingress class {got!r}, not {wanted!r} of {ing.ref()}: "
+                            f"the ACME server's request for the challenge would not reach the solver"
+                        )
+            annotations = get(ing.doc, "metadata", "annotations", default={}) or {}
+            redirects = False
+            for ref in filter(None, (r.strip() for r in str(annotations.get(TRAEFIK_MIDDLEWARES, "")).split(","))):
+                name, _, provider = ref.partition("@")
+                if provider != "kubernetescrd":
+                    continue  # another provider's (file, ...): not in the manifests
+                known = sorted(f"{m.namespace}-{m.name}" for m in s.of_kind("Middleware"))
+                mw = next((m for m in s.of_kind("Middleware") if f"{m.namespace}-{m.name}" == name), None)
+                if mw is None:
+                    c.fail(
+                        f"{at}{ing.ref()}: {TRAEFIK_MIDDLEWARES} names {ref!r}, which is no <namespace>-<name> of a Middleware "
+                        f"of the manifests ({', '.join(known) or 'none'}); Traefik would not route the Ingress"
+                    )
+                elif get(mw.doc, "spec", "redirectScheme", "scheme") == "https":
+                    redirects = True
+            if tls and not redirects:
+                c.fail(
+                    f"{at}{ing.ref()}: HTTP is not redirected to HTTPS: {TRAEFIK_MIDDLEWARES} names no Middleware "
+                    f"with redirectScheme scheme https"
+                )
+    c.summary = (
+        f"{len(n_ing)} Ingress(es) and {len(n_cert)} Certificate(s): TLS Secrets made by Certificates covering the hosts, "
+        f"issuers and redirect middlewares exist; every overlay serves HTTPS"
+    )
+    return c
+
+
+def _strings(node, path: str = ""):
+    """(path, value) of every string in a document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _strings(value, f"{path}[{i}]")
+    elif isinstance(node, str):
+        yield path, node
+
+
+def check_placeholders(sets: list[ObjectSet]) -> Check:
+    """Lists, for each set an operator applies, the placeholders it still
+    holds: strings naming a host under an example domain (image registries,
+    URLs, the ACME contact address, the Ingress's domain) and digests of
+    zeros. Informational: it never fails, the untouched tree has them."""
+    c = Check("placeholders")
+    found: dict[str, set[str]] = {}
+    for s in sets:
+        if not s.deployable:
+            continue
+        for o in s.objects:
+            for path, value in _strings({k: v for k, v in o.doc.items() if k != "metadata"}):
+                if PLACEHOLDER_DIGEST in value:
+                    found.setdefault(s.label, set()).add(value.replace(PLACEHOLDER_DIGEST, "sha256:000…"))
+                elif PLACEHOLDER_HOST.search(value):
+                    found.setdefault(s.label, set()).add(value)
+    listed = "; ".join(f"[{label}] {', '.join(sorted(values))}" for label, values in sorted(found.items()))
+    c.summary = f"to fill in before applying: {listed}" if listed else "none left"
     return c
 
 
 # --------------------------------------------------------------------------
+
+
+def crate_version(root: Path, manifest: str) -> str:
+    """[package] version of a Cargo.toml (or the workspace's, when inherited)."""
+    def read(rel: str) -> dict:
+        try:
+            return tomllib.loads((root / rel).read_text())
+        except FileNotFoundError:
+            raise LoadError(f"{rel}: file not found (the checker compares image tags with it)")
+        except tomllib.TOMLDecodeError as e:
+            raise LoadError(f"{rel}: not valid TOML: {e}")
+
+    version = (read(manifest).get("package") or {}).get("version")
+    if isinstance(version, dict) and version.get("workspace"):
+        version = ((read("Cargo.toml").get("workspace") or {}).get("package") or {}).get("version")
+    if not isinstance(version, str):
+        raise LoadError(f"{manifest}: no [package] version")
+    return version
 
 
 def run(root: Path, use_kubectl: bool) -> int:
@@ -1733,6 +2046,7 @@ def run(root: Path, use_kubectl: bool) -> int:
             raise LoadError("spin.toml: file not found (the checker compares the SpinApp with it)")
         except tomllib.TOMLDecodeError as e:
             raise LoadError(f"spin.toml: not valid TOML: {e}")
+        crate_versions = {image: crate_version(root, manifest) for image, manifest in IMAGE_CRATES.items()}
     except LoadError as e:
         print(f"FAIL load: {e}")
         print("manifests: could not be loaded")
@@ -1745,7 +2059,7 @@ def run(root: Path, use_kubectl: bool) -> int:
     loaded = [s for s in sets if not s.rendered]
     checks += [
         check_freshness(loaded),
-        check_apply_order(loaded),
+        check_apply_order(loaded, schemas.cluster_kinds),
         check_runtime(loaded),
         check_replicas(loaded),
         check_variables(loaded, spin),
@@ -1753,12 +2067,14 @@ def run(root: Path, use_kubectl: bool) -> int:
         check_rates_contract(loaded, spin),
         check_kv_stores(loaded),
         check_paths(loaded),
+        check_tls(loaded),
         check_selectors(loaded),
         check_disruption(loaded),
         check_secrets(loaded),
         check_hardening(loaded),
         check_references(loaded),
-        check_image(loaded, spin),
+        check_image(loaded, spin, crate_versions),
+        check_placeholders(loaded),
     ]
     for check in checks:
         if check.failures:

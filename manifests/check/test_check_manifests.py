@@ -4,8 +4,9 @@ Run from the repository root:
 
     python3 -m unittest discover -s manifests/check -p 'test_*.py'
 
-Each test copies manifests/ and spin.toml into a temporary directory, breaks
-one thing there, and runs check_manifests.py against that copy with --root.
+Each test copies manifests/, spin.toml and the Cargo.toml files that version
+the images into a temporary directory, breaks one thing there, and runs
+check_manifests.py against that copy with --root.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class BrokenManifestsFail(unittest.TestCase):
         self.root = Path(self._tmp.name)
         shutil.copytree(REPO / "manifests", self.root / "manifests", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(REPO / "spin.toml", self.root / "spin.toml")
+        for manifest in ("Cargo.toml", "refresher/Cargo.toml", "e2e/one-frame/Cargo.toml"):
+            (self.root / manifest).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / manifest, self.root / manifest)
 
     def tearDown(self):
         self._tmp.cleanup()
@@ -93,19 +97,51 @@ class BrokenManifestsFail(unittest.TestCase):
         self.kustomization(src, lambda k: k["resources"].remove(filename))
         self.kustomization(dst, lambda k: k["resources"].append(filename))
 
-    def image_entry(self, name: str, change) -> None:
-        """Apply change(entry) to the production overlay's images: entry for name."""
+    def image_entry(self, name: str, change, overlay: str = "production") -> None:
+        """Apply change(entry) to an overlay's images: entry for name."""
 
         def edit(k):
             hits = [e for e in k["images"] if e["name"] == name]
             self.assertEqual(len(hits), 1, name)
             change(hits[0])
 
-        self.kustomization("overlays/production", edit)
+        self.kustomization(f"overlays/{overlay}", edit)
+
+    def component_file(self, relpath: str, change) -> None:
+        """Apply change(docs) to the list of documents of manifests/components/relpath."""
+        path = self.root / "manifests" / "components" / relpath
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        change(docs)
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+    def component_object(self, relpath: str, kind: str, name: str, change) -> None:
+        """Apply change(doc) to the object kind/name of manifests/components/relpath."""
+
+        def edit(docs):
+            hits = [d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == name]
+            self.assertEqual(len(hits), 1, f"{kind} {name} not found once in {relpath}")
+            change(hits[0])
+
+        self.component_file(relpath, edit)
+
+    def ingress_patch(self, component: str, change) -> None:
+        """Apply change(ops) to the JSON patch a TLS component makes to the Ingress."""
+        path = self.root / "manifests" / "components" / component / "ingress-tls.yaml"
+        ops = yaml.safe_load(path.read_text())
+        change(ops)
+        path.write_text(yaml.safe_dump(ops, sort_keys=False))
+
+    @staticmethod
+    def op(ops: list, path: str) -> dict:
+        return next(o for o in ops if o["path"] == path)
 
     def add_patch(self, reldir: str, patch: str, target: dict | None = None) -> None:
         entry = {"patch": patch} | ({"target": target} if target else {})
         self.kustomization(reldir, lambda k: k.setdefault("patches", []).append(entry))
+
+    @staticmethod
+    def placeholder_line(stdout: str) -> str:
+        return next(line for line in stdout.splitlines() if line.startswith("ok   placeholders:"))
 
     # -- the untouched tree ----------------------------------------------
 
@@ -136,8 +172,8 @@ class BrokenManifestsFail(unittest.TestCase):
         self.assert_fails_with(r"FAIL schema", r"'schedule' is a required property", r"FAIL freshness")
 
     def test_unknown_kind(self):
-        self.edit("base/ingress.yaml", "Ingress", "forex-edge", lambda d: d.update(kind="Ingres"))
-        self.assert_fails_with(r"FAIL schema", r"unknown kind Ingres")
+        self.edit("base/disruptionbudgets.yaml", "PodDisruptionBudget", "valkey", lambda d: d.update(kind="PodDisruptionBudgt"))
+        self.assert_fails_with(r"FAIL schema", r"unknown kind PodDisruptionBudgt")
 
     # -- rule 1: freshness -------------------------------------------------
 
@@ -229,6 +265,10 @@ class BrokenManifestsFail(unittest.TestCase):
         out = self.run_checker("--no-kubectl")
         self.assertEqual(out.returncode, 0, out.stdout)
 
+    def test_replicas_with_autoscaling(self):
+        self.spinapp(lambda spec: spec.update(enableAutoscaling=True))
+        self.assert_fails_with(r"FAIL replicas", r"replicas is 2 with enableAutoscaling: true")
+
     # -- rule 4: variables -------------------------------------------------
 
     def test_variable_spin_toml_does_not_declare(self):
@@ -301,6 +341,14 @@ class BrokenManifestsFail(unittest.TestCase):
         self.spinapp(lambda spec: spec["runtimeConfig"]["keyValueStores"][0]["options"][0].update(value="kv/default.db"))
         self.assert_fails_with(r"FAIL kv-store", r"path 'kv/default.db' must be absolute")
 
+    def test_volume_named_like_spin_operators_own(self):
+        def rename(spec):
+            spec["volumes"][0]["name"] = "spin-ca"
+            spec["volumeMounts"][0]["name"] = "spin-ca"
+
+        self.spinapp(rename)
+        self.assert_fails_with(r"FAIL kv-store", r"volume 'spin-ca' clashes with the volume spin-operator adds")
+
     # -- paths ---------------------------------------------------------------
 
     def test_readiness_path_the_app_does_not_serve(self):
@@ -310,6 +358,166 @@ class BrokenManifestsFail(unittest.TestCase):
     def test_ingress_path_the_app_does_not_serve(self):
         self.edit("base/ingress.yaml", "Ingress", "forex-edge", lambda d: d["spec"]["rules"][0]["http"]["paths"][0].update(path="/rate"))
         self.assert_fails_with(r"FAIL paths", r"path '/rate' \(Exact\) routes to nothing the edge serves")
+
+    # -- TLS -----------------------------------------------------------------
+
+    def test_tls_secret_other_than_the_certificates(self):
+        self.ingress_patch("tls-letsencrypt", lambda ops: self.op(ops, "/spec/tls")["value"][0].update(secretName="forex-edge-cert"))
+        self.assert_fails_with(
+            r"FAIL tls", r"Ingress forex/forex-edge .*tls\[0\] secretName 'forex-edge-cert' is the secretName of no Certificate"
+        )
+
+    def test_certificate_not_covering_the_ingress_host(self):
+        self.component_object(
+            "tls-letsencrypt/certificate.yaml", "Certificate", "forex-edge", lambda d: d["spec"].update(dnsNames=["api.example.com"])
+        )
+        self.assert_fails_with(
+            r"FAIL tls", r"Certificate forex/forex-edge .*dnsNames \['api.example.com'\] do not cover host 'rates.example.com'"
+        )
+
+    def test_wildcard_certificate_covers_the_host(self):
+        self.component_object(
+            "tls-letsencrypt/certificate.yaml", "Certificate", "forex-edge", lambda d: d["spec"].update(dnsNames=["*.example.com"])
+        )
+        out = self.run_checker("--no-kubectl")
+        self.assertEqual(out.returncode, 0, out.stdout)
+
+    def test_ingress_host_outside_its_tls_entries(self):
+        self.ingress_patch("tls-selfsigned", lambda ops: self.op(ops, "/spec/rules/0/host").update(value="api.forex.test"))
+        self.assert_fails_with(r"FAIL tls", r"host 'api.forex.test' is in no tls entry")
+
+    def test_certificate_naming_a_missing_issuer(self):
+        self.component_object(
+            "tls-letsencrypt/certificate.yaml", "Certificate", "forex-edge", lambda d: d["spec"]["issuerRef"].update(name="letsencrypt-prod")
+        )
+        self.assert_fails_with(
+            r"FAIL tls", r"issuerRef Issuer 'letsencrypt-prod' is neither an Issuer of namespace forex nor a ClusterIssuer", r"Issuer letsencrypt-staging"
+        )
+
+    def test_certificate_naming_a_cluster_issuer_nobody_defines(self):
+        self.component_object(
+            "tls-selfsigned/certificate.yaml", "Certificate", "forex-edge", lambda d: d["spec"]["issuerRef"].update(kind="ClusterIssuer")
+        )
+        self.assert_fails_with(r"FAIL tls", r"issuerRef ClusterIssuer 'forex-lab-ca' is neither")
+
+    def test_cluster_issuer_in_the_app(self):
+        def to_cluster(docs):
+            issuer = next(d for d in docs if d["metadata"]["name"] == "letsencrypt")
+            issuer["kind"] = "ClusterIssuer"
+
+        self.component_file("tls-letsencrypt/issuers.yaml", to_cluster)
+        self.component_object(
+            "tls-letsencrypt/certificate.yaml", "Certificate", "forex-edge", lambda d: d["spec"]["issuerRef"].update(kind="ClusterIssuer")
+        )
+        self.assert_fails_with(r"FAIL apply-order", r"ClusterIssuer forex/letsencrypt .*belongs in manifests/cluster/.*cluster-wide")
+
+    def test_ca_issuer_whose_secret_is_no_ca(self):
+        self.component_object("tls-selfsigned/issuers.yaml", "Certificate", "forex-lab-ca", lambda d: d["spec"].pop("isCA"))
+        self.assert_fails_with(r"FAIL tls", r"Certificate forex/forex-lab-ca .*makes the CA Secret 'forex-lab-ca' of Issuer forex/forex-lab-ca .*but is not isCA: true")
+
+    def test_ca_issuer_whose_secret_nothing_makes(self):
+        self.component_object("tls-selfsigned/issuers.yaml", "Issuer", "forex-lab-ca", lambda d: d["spec"]["ca"].update(secretName="lab-ca"))
+        self.assert_fails_with(r"FAIL tls", r"Issuer forex/forex-lab-ca .*its CA Secret 'lab-ca' is made by no Certificate")
+
+    def test_http01_solver_of_another_ingress_class(self):
+        def nginx(docs):
+            for d in docs:
+                d["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"] = "nginx"
+
+        self.component_file("tls-letsencrypt/issuers.yaml", nginx)
+        self.assert_fails_with(r"FAIL tls", r"Issuer forex/letsencrypt .*HTTP-01 solver uses ingress class 'nginx', not 'traefik'")
+
+    def test_redirect_middleware_that_does_not_exist(self):
+        self.component_object(
+            "tls-letsencrypt/redirect-https.yaml", "Middleware", "redirect-https", lambda d: d["metadata"].update(name="https-redirect")
+        )
+        self.assert_fails_with(
+            r"FAIL tls",
+            r"names 'forex-redirect-https@kubernetescrd', which is no <namespace>-<name> of a Middleware of the manifests \(forex-https-redirect\)",
+            r"HTTP is not redirected to HTTPS",
+        )
+
+    def test_middleware_that_does_not_redirect_to_https(self):
+        self.component_object(
+            "tls-selfsigned/redirect-https.yaml", "Middleware", "redirect-https", lambda d: d["spec"]["redirectScheme"].update(scheme="http")
+        )
+        self.assert_fails_with(r"FAIL tls", r"Ingress forex/forex-edge .*HTTP is not redirected to HTTPS")
+
+    def test_tls_ingress_without_redirect_annotation(self):
+        self.ingress_patch("tls-letsencrypt", lambda ops: ops.remove(self.op(ops, "/metadata/annotations")))
+        self.assert_fails_with(r"FAIL tls", r"HTTP is not redirected to HTTPS")
+
+    def test_overlay_without_tls(self):
+        self.kustomization("overlays/demo", lambda k: k.pop("components"))
+        self.assert_fails_with(r"FAIL tls", r"\[overlay demo\] Ingress forex/forex-edge .*has no tls:")
+
+    def test_misspelled_certificate_field(self):
+        self.component_object(
+            "tls-letsencrypt/certificate.yaml", "Certificate", "forex-edge", lambda d: d["spec"].update(dnsName=d["spec"].pop("dnsNames"))
+        )
+        self.assert_fails_with(r"FAIL crd-schema", r"Certificate forex/forex-edge .*'dnsName' was unexpected")
+
+    def test_acme_issuer_without_server(self):
+        self.component_object("tls-letsencrypt/issuers.yaml", "Issuer", "letsencrypt", lambda d: d["spec"]["acme"].pop("server"))
+        self.assert_fails_with(r"FAIL crd-schema", r"Issuer forex/letsencrypt .*spec.acme: 'server' is a required property")
+
+    def test_misspelled_middleware_field(self):
+        def misspell(d):
+            d["spec"]["redirectSchema"] = d["spec"].pop("redirectScheme")
+
+        self.component_object("tls-selfsigned/redirect-https.yaml", "Middleware", "redirect-https", misspell)
+        self.assert_fails_with(r"FAIL crd-schema", r"Middleware forex/redirect-https .*'redirectSchema' was unexpected")
+
+    def test_solver_policy_without_http01_issuers(self):
+        def no_http01(docs):
+            for d in docs:
+                d["spec"]["acme"]["solvers"] = [{"dns01": {"webhook": {"groupName": "acme.example.com", "solverName": "x"}}}]
+
+        self.component_file("tls-letsencrypt/issuers.yaml", no_http01)
+        self.assert_fails_with(r"FAIL selectors", r"NetworkPolicy forex/acme-http01-solver .*selects no pod")
+
+    # -- placeholders ----------------------------------------------------------
+
+    def test_placeholders_are_listed_until_filled_in(self):
+        out = self.run_checker("--no-kubectl")
+        self.assertEqual(out.returncode, 0, out.stdout)
+        listed = self.placeholder_line(out.stdout)
+        for placeholder in ("ops@example.com", "rates.example.com", "valkey/valkey:8.1.4@sha256:000…", "registry.example.com/forex/one-frame:0.1.0"):
+            self.assertIn(placeholder, listed)
+
+        def email(docs):
+            for d in docs:
+                d["spec"]["acme"]["email"] = "ops@forex.dev"
+
+        self.component_file("tls-letsencrypt/issuers.yaml", email)
+        self.component_object(
+            "tls-letsencrypt/certificate.yaml", "Certificate", "forex-edge", lambda d: d["spec"].update(dnsNames=["rates.forex.dev"])
+        )
+
+        def host(ops):
+            self.op(ops, "/spec/rules/0/host")["value"] = "rates.forex.dev"
+            self.op(ops, "/spec/tls")["value"][0]["hosts"] = ["rates.forex.dev"]
+
+        self.ingress_patch("tls-letsencrypt", host)
+        out = self.run_checker("--no-kubectl")
+        self.assertEqual(out.returncode, 0, out.stdout)
+        listed = self.placeholder_line(out.stdout)
+        self.assertNotIn("example.com,", listed.replace("registry.example.com", ""))
+        self.assertNotIn("ops@", listed)
+        self.assertIn("valkey/valkey:8.1.4@sha256:000…", listed)
+
+    # -- kustomize components ------------------------------------------------
+
+    def test_component_listed_as_a_resource(self):
+        def move(k):
+            k["resources"] += k.pop("components")
+
+        self.kustomization("overlays/production", move)
+        self.assert_fails_with(r"FAIL load", r"tls-letsencrypt/kustomization.yaml: a Component can only be listed under components:")
+
+    def test_kustomization_listed_as_a_component(self):
+        self.kustomization("overlays/demo", lambda k: k["components"].append("../production"))
+        self.assert_fails_with(r"FAIL load", r"overlays/production/kustomization.yaml: listed under components:, so it must be .*kind Component")
 
     # -- selectors -----------------------------------------------------------
 
@@ -438,37 +646,67 @@ class BrokenManifestsFail(unittest.TestCase):
     # -- image -------------------------------------------------------------
 
     def test_image_tag_other_than_spin_toml_version(self):
-        self.spinapp(lambda spec: spec.update(image="ghcr.io/example/forex-edge:0.2.0"))
-        self.assert_fails_with(r"FAIL image", r"tag 0.2.0, not spin.toml's version '0.1.0'")
+        self.spinapp(lambda spec: spec.update(image="forex-edge:0.2.0"))
+        self.assert_fails_with(r"FAIL image", r"\[base\] SpinApp .*tag 0.2.0, not spin.toml's version '0.1.0'")
 
     def test_image_of_another_app(self):
-        self.spinapp(lambda spec: spec.update(image="ghcr.io/example/forex-api:0.1.0"))
-        self.image_entry("ghcr.io/example/forex-edge", lambda e: e.update(name="ghcr.io/example/forex-api", newName="ghcr.io/example/forex-api"))
-        self.assert_fails_with(r"FAIL image", r"'ghcr.io/example/forex-api:0.1.0' is not what `make push` pushes")
+        self.spinapp(lambda spec: spec.update(image="forex-api:0.1.0"))
+        for overlay in ("production", "demo"):
+            self.image_entry("forex-edge", lambda e: e.update(name="forex-api", newName="registry.example.com/forex/forex-api"), overlay)
+        self.assert_fails_with(r"FAIL image", r"'forex-api:0.1.0' is not what `make push` pushes")
 
     def test_image_pinned_by_digest_is_fine(self):
         def pin(e):
             e.pop("newTag")
             e.update(newName="127.0.0.1:5000/forex-edge", digest="sha256:" + "1" * 64)
 
-        self.image_entry("ghcr.io/example/forex-edge", pin)
+        self.image_entry("forex-edge", pin)
         out = self.run_checker("--no-kubectl")
         self.assertEqual(out.returncode, 0, out.stdout)
-        self.assertIn("127.0.0.1:5000/forex-edge@sha256:" + "1" * 64, out.stdout)
+        # The pinned image is no placeholder any more; the others still are.
+        listed = self.placeholder_line(out.stdout)
+        self.assertNotIn("forex-edge:0.1.0@sha256:000", listed)
+        self.assertIn("forex-refresher:0.1.0@sha256:000", listed)
 
     def test_overlay_image_tag_other_than_spin_toml_version(self):
         def retag(e):
             e.pop("digest")
             e.update(newTag="0.2.0")
 
-        self.image_entry("ghcr.io/example/forex-edge", retag)
+        self.image_entry("forex-edge", retag)
         self.assert_fails_with(
-            r"FAIL image", r"\[overlay production\] SpinApp .*'ghcr.io/example/forex-edge:0.2.0' has tag 0.2.0, not spin.toml's version"
+            r"FAIL image", r"\[overlay production\] SpinApp .*'registry.example.com/forex/forex-edge:0.2.0' has tag 0.2.0, not spin.toml's version"
         )
 
     def test_overlay_image_of_another_app(self):
-        self.image_entry("ghcr.io/example/forex-edge", lambda e: e.update(newName="ghcr.io/example/forex-api"))
-        self.assert_fails_with(r"FAIL image", r"'ghcr.io/example/forex-api:0.1.0@sha256:0+' is not what `make push` pushes")
+        self.image_entry("forex-edge", lambda e: e.update(newName="registry.example.com/forex/forex-api"))
+        self.assert_fails_with(
+            r"FAIL image", r"'registry.example.com/forex/forex-api:0.1.0@sha256:0+' is not what `make push` pushes"
+        )
+
+    def test_overlay_image_without_registry(self):
+        self.image_entry("forex-refresher", lambda e: e.pop("newName"), "demo")
+        self.assert_fails_with(
+            r"FAIL image",
+            r"\[overlay demo\] CronJob forex/refresher .*'forex-refresher:0.1.0' has no registry: give the overlay's images: entry "
+            r"'forex-refresher' a newName <registry>/<prefix>/forex-refresher",
+        )
+
+    def test_refresher_image_tag_other_than_the_crate_version(self):
+        self.image_entry("forex-refresher", lambda e: e.update(newTag="0.2.0"), "demo")
+        self.assert_fails_with(
+            r"FAIL image",
+            r"\[overlay demo\] CronJob forex/refresher .*has tag 0.2.0, not refresher/Cargo.toml's version '0.1.0': `make images` tags it",
+        )
+
+    def test_emulator_image_follows_its_crate_version(self):
+        cargo = self.root / "e2e" / "one-frame" / "Cargo.toml"
+        text = cargo.read_text()
+        cargo.write_text(text.replace('version = "0.1.0"', 'version = "0.2.0"', 1))
+        self.assertNotEqual(text, cargo.read_text())
+        self.assert_fails_with(
+            r"FAIL image", r"Deployment forex/one-frame .*has tag 0.1.0, not e2e/one-frame/Cargo.toml's version '0.2.0'"
+        )
 
     def test_production_image_not_pinned(self):
         self.image_entry("valkey/valkey", lambda e: e.pop("digest"))
@@ -497,7 +735,7 @@ class BrokenManifestsFail(unittest.TestCase):
 
     def test_overlay_patch_matching_nothing(self):
         self.add_patch("overlays/demo", "- op: remove\n  path: /spec/replicas\n", {"kind": "SpinApp", "name": "forex-api"})
-        self.assert_fails_with(r"FAIL load", r"patches\[1\]: target .* matches no resource")
+        self.assert_fails_with(r"FAIL load", r"overlays/demo/kustomization.yaml: patches\[0\]: target .* matches no resource")
 
     @unittest.skipUnless(shutil.which("kubectl"), "kubectl is not on PATH")
     def test_overlay_patches_render_like_kubectl(self):
