@@ -355,22 +355,28 @@ fn status(url: &str, extra: &[&str]) -> (Option<i32>, String, serde_json::Value)
     (json.code, text.log, value)
 }
 
+/// `status` that must end in `verdict` with exit `code`; its text and JSON.
+#[track_caller]
+fn expect_verdict(url: &str, extra: &[&str], code: i32, verdict: &str) -> (String, serde_json::Value) {
+    let (got, text, json) = status(url, extra);
+    assert_eq!(
+        (got, json["verdict"].as_str()),
+        (Some(code), Some(verdict)),
+        "{text}"
+    );
+    (text, json)
+}
+
 #[test]
 fn status_gives_each_verdict_with_its_exit_code_on_a_live_stack() {
     let valkey = Valkey::start();
     let one_frame = OneFrame::start(&[]);
-    let (code, text, json) = status(&valkey.url(), &[]);
-    assert_eq!(
-        (code, json["verdict"].as_str()),
-        (Some(12), Some("missing")),
-        "{text}"
-    );
+    let (text, _) = expect_verdict(&valkey.url(), &[], 12, "missing");
     assert!(text.contains("snapshot   none: no snapshot is stored"), "{text}");
 
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let stored = stored_snapshot(&valkey).unwrap();
-    let (code, text, json) = status(&valkey.url(), &[]);
-    assert_eq!((code, json["verdict"].as_str()), (Some(0), Some("ok")), "{text}");
+    let (text, json) = expect_verdict(&valkey.url(), &[], 0, "ok");
     assert_eq!(json["snapshot"]["seq"].as_u64(), Some(stored.seq));
     assert_eq!(
         json["snapshot"]["pairs"].as_u64(),
@@ -382,23 +388,13 @@ fn status_gives_each_verdict_with_its_exit_code_on_a_live_stack() {
     assert!(text.ends_with("verdict    ok (exit 0)\n"), "{text}");
 
     // The rest of today's schedule cannot be met with a budget this small.
-    let (code, text, json) = status(&valkey.url(), &["--daily-quota", "1"]);
-    assert_eq!(
-        (code, json["verdict"].as_str()),
-        (Some(10), Some("quota-at-risk")),
-        "{text}"
-    );
+    let (text, _) = expect_verdict(&valkey.url(), &["--daily-quota", "1"], 10, "quota-at-risk");
     assert!(text.contains("AT RISK"), "{text}");
 
     let now = Timestamp::now();
     let old = e2e::snapshot_stamped(99, now, now.minus(Duration::from_secs(301)));
     valkey.set("rates", &old.encode());
-    let (code, text, json) = status(&valkey.url(), &[]);
-    assert_eq!(
-        (code, json["verdict"].as_str()),
-        (Some(11), Some("stale")),
-        "{text}"
-    );
+    let (text, json) = expect_verdict(&valkey.url(), &[], 11, "stale");
     assert!(text.contains("PAST the 300 s promise"), "{text}");
     assert_eq!(json["snapshot"]["fresh"], false);
 }
@@ -412,8 +408,7 @@ fn status_runs_as_the_read_only_edge_user_and_never_prints_its_password() {
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
     let url = format!("redis://reader:rdr-7a8b@{}", valkey.host());
-    let (code, text, json) = status(&url, &[]);
-    assert_eq!((code, json["verdict"].as_str()), (Some(0), Some("ok")), "{text}");
+    let (text, json) = expect_verdict(&url, &[], 0, "ok");
     assert!(json["quota"]["used_today"].is_null(), "{json}");
     assert!(
         text.contains("quota      unknown (this Valkey user may not read the call count)"),

@@ -79,56 +79,22 @@ async fn status(s: &Settings, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };
-    let connect = client.get_multiplexed_async_connection();
-    let mut conn = match tokio::time::timeout(s.connect_timeout, connect).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
-            return fail(
-                2,
-                format!(
-                    "Valkey refused the credentials of {}: {e}",
-                    valkey::redact(&s.valkey_url)
-                ),
-            );
-        }
-        Ok(Err(e)) => {
-            return fail(
-                1,
-                format!("cannot reach Valkey at {}: {e}", valkey::redact(&s.valkey_url)),
-            );
-        }
-        Err(_) => {
-            return fail(
-                1,
-                format!(
-                    "Valkey at {} did not answer within {:?}",
-                    valkey::redact(&s.valkey_url),
-                    s.connect_timeout
-                ),
-            );
-        }
-    };
+    let url = valkey::redact(&s.valkey_url);
     let now = Timestamp::now();
-    let (stored, used) =
-        match tokio::time::timeout(s.connect_timeout, status::read(&mut conn, &s.rates_key, now)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                return fail(
-                    1,
-                    format!("cannot read Valkey at {}: {e}", valkey::redact(&s.valkey_url)),
-                );
-            }
-            Err(_) => {
-                return fail(
-                    1,
-                    format!(
-                        "Valkey at {} did not answer within {:?}",
-                        valkey::redact(&s.valkey_url),
-                        s.connect_timeout
-                    ),
-                );
-            }
-        };
+    let read = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        status::read(&mut conn, &s.rates_key, now).await
+    };
+    // Connecting and reading, each limited by --connect-timeout.
+    let limit = s.connect_timeout * 2;
+    let (stored, used) = match tokio::time::timeout(limit, read).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+            return fail(2, format!("Valkey refused the credentials of {url}: {e}"));
+        }
+        Ok(Err(e)) => return fail(1, format!("cannot read Valkey at {url}: {e}")),
+        Err(_) => return fail(1, format!("Valkey at {url} did not answer within {limit:?}")),
+    };
     let report = status::judge(stored.as_deref(), used, now, s.daily_quota, s.schedule_interval);
     if json {
         println!("{}", serde_json::to_string(&report).expect("a status serializes"));
