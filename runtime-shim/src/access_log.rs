@@ -81,20 +81,24 @@ impl AccessLog {
             return;
         }
         let ms = took.as_secs_f64() * 1000.0;
-        let line = match self.format {
-            LogFormat::Text => format!("{method} {path} {} {ms:.3}ms", status.as_u16()),
-            LogFormat::Json => log_format::line(
-                LogFormat::Json,
-                "INFO",
-                "request",
-                &[
-                    ("method", method.as_str().into()),
-                    ("path", path.into()),
-                    ("status", status.as_u16().into()),
-                    ("ms", ((ms * 1000.0).round() / 1000.0).into()),
-                ],
+        // Text goes straight into the buffer: no line allocated per request.
+        let _ = match self.format {
+            LogFormat::Text => writeln!(b.text, "{method} {path} {} {ms:.3}ms", status.as_u16()),
+            LogFormat::Json => writeln!(
+                b.text,
+                "{}",
+                log_format::line(
+                    LogFormat::Json,
+                    "INFO",
+                    "request",
+                    &[
+                        ("method", method.as_str().into()),
+                        ("path", path.into()),
+                        ("status", status.as_u16().into()),
+                        ("ms", ((ms * 1000.0).round() / 1000.0).into()),
+                    ],
+                )
             ),
         };
-        let _ = writeln!(b.text, "{line}");
     }
 }
