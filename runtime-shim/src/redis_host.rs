@@ -121,47 +121,42 @@ impl InstanceState {
     ) -> wasmtime::Result<Result<T, Error>> {
         let c = self.table.get(conn)?;
         let (address, mut redis) = (c.address.clone(), c.conn.clone());
-        let e = match cmd.query_async::<T>(&mut redis).await {
-            Ok(v) => return Ok(Ok(v)),
-            Err(e) if e.kind() == ::redis::ErrorKind::UnexpectedReturnType => {
-                return Ok(Err(Error::TypeError));
+        let mut retried = false;
+        loop {
+            let e = match cmd.query_async::<T>(&mut redis).await {
+                Ok(v) => return Ok(Ok(v)),
+                Err(e) if e.kind() == ::redis::ErrorKind::UnexpectedReturnType => {
+                    return Ok(Err(Error::TypeError));
+                }
+                Err(e) => e,
+            };
+            let dead = connection_failed(&e);
+            if dead {
+                self.app.redis.evict(&address).await;
             }
-            Err(e) => e,
-        };
-        if !connection_failed(&e) {
-            return Ok(Err(Error::Other(describe(&e, &address))));
-        }
-        self.app.redis.evict(&address).await;
-        if !safe_to_repeat(name) {
-            return Ok(Err(Error::Other(format!(
-                "{}; {name} was not retried: it may have taken effect",
-                describe(&e, &address)
-            ))));
-        }
-        let mut fresh = match self.app.redis.get(&address).await {
-            Ok(c) => c,
-            Err(Error::Other(m)) => {
+            if !dead || retried {
+                let after = if retried { " (after one retry)" } else { "" };
+                return Ok(Err(Error::Other(format!("{}{after}", describe(&e, &address)))));
+            }
+            if !safe_to_repeat(name) {
                 return Ok(Err(Error::Other(format!(
-                    "{}; retrying {name} on a new connection failed: {m}",
+                    "{}; {name} was not retried: it may have taken effect",
                     describe(&e, &address)
                 ))));
             }
-            Err(other) => return Ok(Err(other)),
-        };
-        self.table.get_mut(conn)?.conn = fresh.clone();
-        Ok(match cmd.query_async::<T>(&mut fresh).await {
-            Ok(v) => Ok(v),
-            Err(e) if e.kind() == ::redis::ErrorKind::UnexpectedReturnType => Err(Error::TypeError),
-            Err(e) => {
-                if connection_failed(&e) {
-                    self.app.redis.evict(&address).await;
+            redis = match self.app.redis.get(&address).await {
+                Ok(c) => c,
+                Err(Error::Other(m)) => {
+                    return Ok(Err(Error::Other(format!(
+                        "{}; retrying {name} on a new connection failed: {m}",
+                        describe(&e, &address)
+                    ))));
                 }
-                Err(Error::Other(format!(
-                    "{} (after one retry)",
-                    describe(&e, &address)
-                )))
-            }
-        })
+                Err(other) => return Ok(Err(other)),
+            };
+            self.table.get_mut(conn)?.conn = redis.clone();
+            retried = true;
+        }
     }
 }
 
