@@ -249,63 +249,62 @@ fn unavailable() -> ApiError {
     )
 }
 
+/// Runs `answer` on the cached table (refilled when due), with the time and
+/// `max_rate_age` it is judged by; `rates_unavailable` when there is none,
+/// a JSON 500 when the age variables are malformed.
+fn with_table(answer: impl FnOnce(&RateTable, Timestamp, Duration) -> Answer) -> Answer {
+    let (max_age, revalidate_age) = match ages() {
+        Ok(a) => a,
+        Err(e) => return error_answer(&e),
+    };
+    let now = Timestamp::now();
+    let Some(bytes) = load_table(now, revalidate_age) else {
+        return error_answer(&unavailable());
+    };
+    let Ok(table) = RateTable::decode(&bytes) else {
+        return error_answer(&unavailable());
+    };
+    answer(&table, now, max_age)
+}
+
 fn rates(query: &str) -> Answer {
     let query = match RatesQuery::parse(query) {
         Ok(q) => q,
         Err(e) => return error_answer(&e),
     };
-    let (max_age, revalidate_age) = match ages() {
-        Ok(a) => a,
-        Err(e) => return error_answer(&e),
-    };
-    let now = Timestamp::now();
-    let Some(bytes) = load_table(now, revalidate_age) else {
-        return error_answer(&unavailable());
-    };
-    let Ok(table) = RateTable::decode(&bytes) else {
-        return error_answer(&unavailable());
-    };
-
-    let pairs = match &query {
-        RatesQuery::Single(p) => std::slice::from_ref(p),
-        RatesQuery::Batch(ps) => ps.as_slice(),
-    };
-    let served = match shared::api::serve(&table, pairs, now, max_age) {
-        Ok(s) => s,
-        Err(e) => return error_answer(&e),
-    };
-    let body = match query {
-        RatesQuery::Single(_) => shared::api::rate_json(&served.rates[0]),
-        RatesQuery::Batch(_) => shared::api::rates_json(&served.rates),
-    };
-    let mut a = json(200, body);
-    a.headers
-        .push(("cache-control", format!("max-age={}", served.fresh_for_secs)));
-    a
+    with_table(|table, now, max_age| {
+        let pairs = match &query {
+            RatesQuery::Single(p) => std::slice::from_ref(p),
+            RatesQuery::Batch(ps) => ps.as_slice(),
+        };
+        let served = match shared::api::serve(table, pairs, now, max_age) {
+            Ok(s) => s,
+            Err(e) => return error_answer(&e),
+        };
+        let body = match query {
+            RatesQuery::Single(_) => shared::api::rate_json(&served.rates[0]),
+            RatesQuery::Batch(_) => shared::api::rates_json(&served.rates),
+        };
+        let mut a = json(200, body);
+        a.headers
+            .push(("cache-control", format!("max-age={}", served.fresh_for_secs)));
+        a
+    })
 }
 
 fn ready() -> Answer {
-    let (max_age, revalidate_age) = match ages() {
-        Ok(a) => a,
-        Err(e) => return error_answer(&e),
-    };
-    let now = Timestamp::now();
-    let Some(bytes) = load_table(now, revalidate_age) else {
-        return error_answer(&unavailable());
-    };
-    let Ok(table) = RateTable::decode(&bytes) else {
-        return error_answer(&unavailable());
-    };
-    let oldest = table.oldest_quote();
-    if !freshness::is_fresh(oldest, now, max_age) {
-        return error_answer(&shared::api::stale(oldest, max_age));
-    }
-    let age = freshness::age(oldest, now).as_secs_f64();
-    json(
-        200,
-        format!(
-            r#"{{"status":"ready","seq":{},"age_seconds":{age:.3}}}"#,
-            table.seq()
-        ),
-    )
+    with_table(|table, now, max_age| {
+        let oldest = table.oldest_quote();
+        if !freshness::is_fresh(oldest, now, max_age) {
+            return error_answer(&shared::api::stale(oldest, max_age));
+        }
+        let age = freshness::age(oldest, now).as_secs_f64();
+        json(
+            200,
+            format!(
+                r#"{{"status":"ready","seq":{},"age_seconds":{age:.3}}}"#,
+                table.seq()
+            ),
+        )
+    })
 }
