@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1056,6 +1057,12 @@ def parse_duration(text: str) -> float:
 # records failures on a Check.
 
 
+def deployable(sets: list[ObjectSet], from_step: int = 0) -> Iterator[ObjectSet]:
+    """The sets an operator applies (not the examples), from apply step
+    `from_step` on: what most rules look at."""
+    return (s for s in sets if s.deployable and s.step >= from_step)
+
+
 def check_load(sets: list[ObjectSet], notes: list[str]) -> Check:
     c = Check("load")
     counts = ", ".join(f"{s.label}: {len(s.objects)}" for s in sets)
@@ -1126,9 +1133,7 @@ def check_freshness(sets: list[ObjectSet]) -> Check:
     or the Job is killed mid-run and its retry never happens."""
     c = Check("freshness")
     seen = []
-    for s in sets:
-        if not s.deployable:
-            continue
+    for s in deployable(sets):
         for o in s.of_kind("CronJob"):
             schedule = get(o.doc, "spec", "schedule")
             if not schedule:
@@ -1190,9 +1195,7 @@ def check_apply_order(sets: list[ObjectSet], cluster_kinds: set[str] = frozenset
     Namespace, so `kubectl delete -k` of it leaves them and the Secrets."""
     c = Check("apply-order")
     n = set()
-    for s in sets:
-        if not s.deployable or s.step < 2:
-            continue
+    for s in deployable(sets, from_step=2):
         earlier = [t for t in sets if t.deployable and 0 < t.step < s.step]
         for o in s.objects:
             if o.kind in CLUSTER_SCOPED or o.kind in cluster_kinds:
@@ -1240,9 +1243,7 @@ def check_runtime(sets: list[ObjectSet]) -> Check:
     K3s registers for containerd-shim-spin-v2."""
     c = Check("runtime")
     used = set()
-    for s in sets:
-        if not s.deployable or s.step < 2:
-            continue
+    for s in deployable(sets, from_step=2):
         applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
         for app in s.of_kind("SpinApp"):
             ns, executor = app.namespace or "default", get(app.doc, "spec", "executor")
@@ -1390,9 +1391,7 @@ def check_rates_contract(sets: list[ObjectSet], spin: dict) -> Check:
     declared = spin_variables(spin)
     agreed = set()
     pairs = (("rates_key", "RATES_KEY"), ("rates_channel", "RATES_CHANNEL"))
-    for s in sets:
-        if not s.deployable:
-            continue
+    for s in deployable(sets):
         for app in s.of_kind("SpinApp"):
             ns = app.namespace
             variables = {v.get("name"): v for v in get(app.doc, "spec", "variables", default=[]) or []}
@@ -1546,9 +1545,7 @@ def check_selectors(sets: list[ObjectSet]) -> Check:
     serves nothing, silently."""
     c = Check("selectors")
     n = set()
-    for s in sets:
-        if not s.deployable:
-            continue
+    for s in deployable(sets):
         pods = _pods(s, sets)
 
         def selects(ns, selector):
@@ -1601,9 +1598,7 @@ def check_disruption(sets: list[ObjectSet]) -> Check:
     evictions: that is its only meaningful form (see disruptionbudgets.yaml)."""
     c = Check("disruption")
     n = set()
-    for s in sets:
-        if not s.deployable:
-            continue
+    for s in deployable(sets):
         pods = _pods(s, sets)
         pdbs = s.of_kind("PodDisruptionBudget")
         covered: dict[tuple, list[Obj]] = {}
@@ -1704,9 +1699,7 @@ def check_hardening(sets: list[ObjectSet]) -> Check:
     seccomp profile; the SpinApp has resources."""
     c = Check("hardening")
     n = set()
-    for s in sets:
-        if not s.deployable:
-            continue
+    for s in deployable(sets):
         for o in s.objects:
             if o.kind == "SpinApp":
                 for part in ("requests", "limits"):
@@ -1753,9 +1746,7 @@ def check_references(sets: list[ObjectSet]) -> Check:
     c = Check("references")
     examples = [o for s in sets if not s.deployable for o in s.objects]
     n = set()
-    for s in sets:
-        if not s.deployable:
-            continue
+    for s in deployable(sets):
         for o in s.objects:
             ns = o.namespace or "default"
             refs = []
@@ -1884,9 +1875,7 @@ def check_tls(sets: list[ObjectSet]) -> Check:
       one that redirects to https."""
     c = Check("tls")
     n_ing, n_cert = set(), set()
-    for s in sets:
-        if not s.deployable or s.step < 1:
-            continue
+    for s in deployable(sets, from_step=1):
         applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
         at = f"[{s.label}] "
         issuers = sorted({f"{o.kind} {o.name}" for t in applied for o in t.objects if o.kind in ("Issuer", "ClusterIssuer")})
@@ -2000,9 +1989,7 @@ def check_placeholders(sets: list[ObjectSet]) -> Check:
     zeros. Informational: it never fails, the untouched tree has them."""
     c = Check("placeholders")
     found: dict[str, set[str]] = {}
-    for s in sets:
-        if not s.deployable:
-            continue
+    for s in deployable(sets):
         for o in s.objects:
             for path, value in _strings({k: v for k, v in o.doc.items() if k != "metadata"}):
                 if PLACEHOLDER_DIGEST in value:
