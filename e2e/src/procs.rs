@@ -704,6 +704,33 @@ impl Edge {
     }
 }
 
+/// `make -C <repo> --no-print-directory <args>` as a user runs it, without
+/// the flags (jobserver, `-k`, ...) a surrounding `make test` would pass on.
+/// Panics, showing its output, unless it succeeds; returns the output
+/// (stdout, then stderr) and how long it took.
+pub fn make(args: &[String], env: &[(&str, &OsStr)]) -> (String, Duration) {
+    let started = Instant::now();
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(repo_root())
+        .arg("--no-print-directory")
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .output()
+        .expect("run make");
+    let took = started.elapsed();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "make {} failed:\n{log}", args.join(" "));
+    (log, took)
+}
+
 /// The product's default currencies.
 pub const DEFAULT_CURRENCIES: [&str; 9] = ["AUD", "CAD", "CHF", "EUR", "GBP", "NZD", "JPY", "SGD", "USD"];
 

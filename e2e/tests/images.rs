@@ -385,27 +385,15 @@ fn make_images_builds_pushes_and_runs_scratch_images() {
     let build_storage = Buildah::new("buildah-build");
 
     // `make images` as a user runs it, but with buildah's storage in a
-    // scratch directory. A `make test` around this run must not leak its
-    // flags (jobserver, -k, ...) in.
-    let made = Instant::now();
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(repo_root())
-        .args(["--no-print-directory", "images"])
-        .arg(format!("REGISTRY={prefix}"))
-        .arg(format!("BUILDAH_ROOT={}", build_storage.dir.path().display()))
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .output()
-        .expect("run make");
-    let took = made.elapsed();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    // scratch directory.
+    let (log, took) = e2e::make(
+        &[
+            "images".into(),
+            format!("REGISTRY={prefix}"),
+            format!("BUILDAH_ROOT={}", build_storage.dir.path().display()),
+        ],
+        &[],
     );
-    assert!(out.status.success(), "make images failed:\n{log}");
     let compiled = log
         .lines()
         .filter(|l| l.trim_start().starts_with("Compiling "))

@@ -46,27 +46,16 @@ fn make_push(registry: &Registry, spin: &Path, reference: &str) -> Duration {
         assert!(p.is_file(), "{} is missing: run `make wasm` first", p.display());
     }
     let cache = registry.dir().join("push-cache");
-    let started = Instant::now();
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(&root)
-        .args(["--no-print-directory", "-o", "wasm", "push"])
-        .arg(format!("REGISTRY={reference}"))
-        .arg(format!("PUSH_FLAGS=--cache-dir {}", cache.display()))
-        .env("SPIN", spin)
-        // A `make test` around this run must not leak its flags in.
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .output()
-        .expect("run make");
-    let took = started.elapsed();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (log, took) = e2e::make(
+        &[
+            "-o".into(),
+            "wasm".into(),
+            "push".into(),
+            format!("REGISTRY={reference}"),
+            format!("PUSH_FLAGS=--cache-dir {}", cache.display()),
+        ],
+        &[("SPIN", spin.as_os_str())],
     );
-    assert!(out.status.success(), "make push failed:\n{log}");
     // Loopback: the Makefile adds --insecure (plain HTTP) by itself.
     assert!(log.contains("registry push --insecure "), "{log}");
     assert!(log.contains("Pushed with digest sha256:"), "{log}");
