@@ -6,6 +6,11 @@ use std::time::Duration;
 /// The service's promise: five minutes.
 pub const DEFAULT_MAX_RATE_AGE: Duration = Duration::from_secs(300);
 
+/// How old the edge lets its cached rates grow before it reads Valkey again,
+/// so that a snapshot whose `rates_updated` message was lost still arrives
+/// before they turn [`DEFAULT_MAX_RATE_AGE`] old.
+pub const DEFAULT_REVALIDATE_AGE: Duration = Duration::from_secs(250);
+
 /// How old a rate stamped `timestamp` is at `now` (zero if it is stamped in
 /// the future).
 pub fn age(timestamp: Timestamp, now: Timestamp) -> Duration {

@@ -1,33 +1,17 @@
 //! `rates-http`: the rates API (README, "API") as a Spin HTTP component.
 //!
-//! Every answer comes from the instance's key-value cache. The cache is
-//! refilled from Valkey when it is empty or its snapshot is older than
-//! `revalidate_age`, by one request at a time per instance group: the others
-//! answer from the cache at once, or, with an empty cache, wait up to
-//! [`EMPTY_CACHE_WAIT_MS`] for that read. After a read that brought nothing
-//! fresher (Valkey failing, no snapshot, nothing newer) the next waits
-//! [`VALKEY_READ_EVERY_MS`], so a failing Valkey is not hammered; a read that
-//! never returns (Spin has no Redis timeout) holds the others back for
-//! [`VALKEY_READ_IN_FLIGHT_MS`]. A rate older than `max_rate_age` is never
-//! served.
+//! Every answer comes from the instance's key-value cache, through
+//! [`edge_cache::current_table`]: it refills the cache from Valkey when it is
+//! empty or its snapshot is older than `revalidate_age`, one read at a time
+//! per instance group. A rate older than `max_rate_age` is never served.
 
-use edge_cache::{Held, Refill, cached_table, claim_valkey_read, finish_valkey_read, refill_from_valkey};
 use shared::Timestamp;
 use shared::api::{ApiError, ErrorCode, RETRY_AFTER_SECS, RatesQuery};
-use shared::freshness;
+use shared::freshness::{self, DEFAULT_MAX_RATE_AGE, DEFAULT_REVALIDATE_AGE};
 use shared::table::RateTable;
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
-use spin_sdk::key_value::Store;
 use std::time::Duration;
-
-/// Least time between two Valkey reads by one instance while reads bring
-/// nothing fresher.
-const VALKEY_READ_EVERY_MS: i64 = 2_000;
-/// How long one Valkey read holds back the others before another may try.
-const VALKEY_READ_IN_FLIGHT_MS: i64 = 5_000;
-/// How long a request that finds the cache empty waits for another's read.
-const EMPTY_CACHE_WAIT_MS: u64 = 500;
 
 /// Most bytes one `blocking-write-and-flush` call may carry.
 const WRITE_CHUNK: usize = 4096;
@@ -163,83 +147,25 @@ fn error_answer(e: &ApiError) -> Answer {
 /// Any other value is a deployment mistake: the request fails with a JSON
 /// 500 and the variable is named in the log, rather than running on a silent
 /// default. (Answered by the component itself, so every host says the same.)
-fn seconds_variable(name: &str, default: u64) -> Result<Duration, ApiError> {
-    let secs = match spin_sdk::variables::get(name) {
-        Err(_) => default,
-        Ok(v) => v.trim().parse().map_err(|_| {
+fn seconds_variable(name: &str, default: Duration) -> Result<Duration, ApiError> {
+    match spin_sdk::variables::get(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v.trim().parse().map(Duration::from_secs).map_err(|_| {
             eprintln!("rates-http: variable {name} must be a whole number of seconds, not {v:?}");
             ApiError::new(
                 ErrorCode::Internal,
                 "the service is misconfigured; the cause is in its log",
             )
-        })?,
-    };
-    Ok(Duration::from_secs(secs))
+        }),
+    }
 }
 
 /// `max_rate_age` and `revalidate_age`.
 fn ages() -> Result<(Duration, Duration), ApiError> {
     Ok((
-        seconds_variable("max_rate_age", 300)?,
-        seconds_variable("revalidate_age", 250)?,
+        seconds_variable("max_rate_age", DEFAULT_MAX_RATE_AGE)?,
+        seconds_variable("revalidate_age", DEFAULT_REVALIDATE_AGE)?,
     ))
-}
-
-/// The cached table, refilled from Valkey when missing or due.
-fn load_table(now: Timestamp, revalidate_age: Duration) -> Option<Vec<u8>> {
-    let store = match Store::open_default() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("rates-http: cannot open the key-value store: {e}");
-            return None;
-        }
-    };
-    let cached = cached_table(&store).unwrap_or_else(|e| {
-        eprintln!("rates-http: {e}");
-        None
-    });
-    let due = |table: Option<&[u8]>| match table.map(RateTable::decode) {
-        Some(Ok(t)) => freshness::age(t.oldest_quote(), now) > revalidate_age,
-        _ => true,
-    };
-    if !due(cached.as_deref()) {
-        return cached;
-    }
-    match claim_valkey_read(&store, now, VALKEY_READ_IN_FLIGHT_MS) {
-        Ok(()) => {}
-        Err(Held::Reading) if cached.is_none() => return wait_for_table(&store),
-        Err(_) => return cached,
-    }
-    let table = match refill_from_valkey(&store) {
-        Ok((Refill::Stored { seq }, table)) => {
-            eprintln!("rates-http: cache refilled from Valkey with seq {seq}");
-            table
-        }
-        // Another request may have filled the cache meanwhile.
-        Ok((Refill::Kept, table)) => table,
-        Err(e) => {
-            eprintln!("rates-http: could not refill the cache: {e}");
-            cached
-        }
-    };
-    // Only a read that leaves the cache due pauses the next ones.
-    let fruitful = !due(table.as_deref());
-    finish_valkey_read(&store, Timestamp::now(), fruitful, VALKEY_READ_EVERY_MS);
-    table
-}
-
-/// The table another request's read brings, polled for up to
-/// [`EMPTY_CACHE_WAIT_MS`]; `None` when none arrives in time.
-fn wait_for_table(store: &Store) -> Option<Vec<u8>> {
-    const POLL: Duration = Duration::from_millis(5);
-    let deadline = std::time::Instant::now() + Duration::from_millis(EMPTY_CACHE_WAIT_MS);
-    while std::time::Instant::now() < deadline {
-        std::thread::sleep(POLL);
-        if let Ok(Some(table)) = cached_table(store) {
-            return Some(table);
-        }
-    }
-    None
 }
 
 fn unavailable() -> ApiError {
@@ -258,13 +184,10 @@ fn with_table(answer: impl FnOnce(&RateTable, Timestamp, Duration) -> Answer) ->
         Err(e) => return error_answer(&e),
     };
     let now = Timestamp::now();
-    let Some(bytes) = load_table(now, revalidate_age) else {
-        return error_answer(&unavailable());
-    };
-    let Ok(table) = RateTable::decode(&bytes) else {
-        return error_answer(&unavailable());
-    };
-    answer(&table, now, max_age)
+    edge_cache::current_table(now, revalidate_age, |table| match table {
+        Some(table) => answer(&table, now, max_age),
+        None => error_answer(&unavailable()),
+    })
 }
 
 fn rates(query: &str) -> Answer {
