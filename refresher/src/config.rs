@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use shared::Currency;
+use shared::currency::CurrencyList;
 use std::time::Duration;
 
 pub use shared::one_frame::PUBLIC_TOKEN;
@@ -91,15 +92,13 @@ pub struct Settings {
     pub schedule_interval: Duration,
 }
 
-#[derive(Clone, Debug)]
-pub struct CurrencyList(pub Vec<Currency>);
-
+/// A currency list with something to quote against USD.
 fn parse_currencies(s: &str) -> Result<CurrencyList, String> {
-    let list = shared::currency::parse_list(s)?;
-    if list.iter().all(|c| *c == Currency::USD) {
+    let list: CurrencyList = s.parse()?;
+    if list.0.iter().all(|c| *c == Currency::USD) {
         return Err("list at least one currency besides USD".into());
     }
-    Ok(CurrencyList(list))
+    Ok(list)
 }
 
 /// `250ms`, `30s`, `4m`, `1h`.

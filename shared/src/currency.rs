@@ -169,6 +169,19 @@ pub fn parse_list(s: &str) -> Result<Vec<Currency>, String> {
     Ok(out)
 }
 
+/// Distinct currencies as a command line gives them
+/// (`--currencies AUD,CAD,usd`): [`parse_list`] behind [`FromStr`](std::str::FromStr).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrencyList(pub Vec<Currency>);
+
+impl std::str::FromStr for CurrencyList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CurrencyList, String> {
+        parse_list(s).map(CurrencyList)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +254,7 @@ mod tests {
         assert!(parse_list("AUD,aud").unwrap_err().contains("twice"));
         assert!(parse_list("AUD,,CAD").unwrap_err().contains("empty"));
         assert!(parse_list("AUD,QQQ").unwrap_err().contains("QQQ"));
+        assert_eq!("AUD, cad,USD".parse::<CurrencyList>(), Ok(CurrencyList(l)));
+        assert!("AUD,aud".parse::<CurrencyList>().is_err());
     }
 }

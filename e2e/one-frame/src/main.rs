@@ -17,6 +17,7 @@ use emulator::{CountPolicy, Emulator};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use shared::currency::CurrencyList;
 use shared::one_frame::PUBLIC_TOKEN;
 
 #[derive(Parser, Debug)]
@@ -38,7 +39,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     daily_quota: u64,
     /// Supported currencies (comma-separated); default: every ISO 4217 code.
-    #[arg(long, value_parser = parse_currencies)]
+    #[arg(long)]
     currencies: Option<CurrencyList>,
     /// Which calls count against the quota: `all` authenticated calls, or only
     /// `successful` ones.
@@ -51,13 +52,6 @@ struct Args {
     /// Log lines as text (default) or JSON objects.
     #[arg(long, env = log_format::ENV, default_value = "text")]
     log_format: log_format::LogFormat,
-}
-
-#[derive(Clone, Debug)]
-struct CurrencyList(Vec<shared::Currency>);
-
-fn parse_currencies(s: &str) -> Result<CurrencyList, String> {
-    shared::currency::parse_list(s).map(CurrencyList)
 }
 
 #[tokio::main(flavor = "current_thread")]
