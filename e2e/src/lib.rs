@@ -3,21 +3,37 @@
 //!
 //! - [`Valkey`]: `valkey-server` (or `redis-server`) on a free port;
 //! - [`OneFrame`]: the `one-frame` emulator, with its admin routes;
-//! - [`Shim`]: `runtime-shim up` serving a manifest (the real `spin.toml`
-//!   and Wasm by default);
-//! - [`refresher`]: one `refresher once` run;
-//! - [`Registry`]: a local OCI registry (`docker-registry`) on a free port.
+//! - [`Edge`] (also [`Shim`]): a manifest (the real `spin.toml` and Wasm by
+//!   default) served by runtime-shim or a real Spin, the [`Host`];
+//! - [`refresh`]: one `refresher once` run;
+//! - [`Registry`]: a local OCI registry (`docker-registry`) on a free port;
+//! - snapshot fixtures such as [`snapshot_stamped`];
+//! - underneath, the process plumbing: [`Proc`], [`TempDir`], [`free_port`],
+//!   [`eventually`].
+//!
+//! Every item is re-exported here, so tests name them `e2e::…` whatever
+//! module they live in.
 //!
 //! Binaries come from the cargo target directory of the running test; build
 //! them first with `make build` (the `make test` target does).
 
+mod edge;
+mod fixtures;
 pub mod http;
 pub mod load;
+mod one_frame;
 mod procs;
+mod refresher;
 mod registry;
+mod valkey;
 
+pub use edge::*;
+pub use fixtures::*;
+pub use one_frame::*;
 pub use procs::*;
+pub use refresher::*;
 pub use registry::Registry;
+pub use valkey::*;
 
 /// A setting of the benchmark tools from the environment: `name` parsed, or
 /// `default` when it is unset or unparsable.
