@@ -3,6 +3,7 @@
 //! into components, compiling them (or loading the compiled code from the
 //! on-disk cache), linking host interfaces and pre-instantiating.
 
+use crate::manifest::Source;
 use crate::state::{InstanceState, MAX_INSTANCE_MEMORY};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -100,8 +101,8 @@ impl CompileCache {
             .map(|d| d.join("runtime-shim"))
     }
 
-    pub fn load(&self, engine: &Engine, path: &Path) -> Result<(Component, bool)> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    pub fn load(&self, engine: &Engine, source: &Source) -> Result<(Component, bool)> {
+        let bytes = source.bytes()?;
         let key = {
             let mut h = Sha256::new();
             h.update(&bytes);
@@ -122,9 +123,9 @@ impl CompileCache {
                 Err(e) => tracing::warn!("ignoring cached {}: {e}", file.display()),
             }
         }
-        let component_bytes = componentize(&bytes).with_context(|| format!("{}", path.display()))?;
-        let component = Component::new(engine, &component_bytes)
-            .with_context(|| format!("cannot compile {}", path.display()))?;
+        let component_bytes = componentize(&bytes).with_context(|| format!("{source}"))?;
+        let component =
+            Component::new(engine, &component_bytes).with_context(|| format!("cannot compile {source}"))?;
         if let Some(file) = cached
             && let Err(e) = write_atomically(&file, &component.serialize()?)
         {
@@ -145,7 +146,7 @@ impl std::hash::Hasher for HashWriter<'_> {
     }
 }
 
-fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().expect("cache files live in a directory");
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(

@@ -1,7 +1,8 @@
 //! `runtime-shim`: a small Spin-compatible host on wasmtime that runs this
-//! repository's `spin.toml` and its Wasm components without the Spin CLI.
+//! repository's `spin.toml` and its Wasm components without the Spin CLI, or
+//! the same app as `spin registry push` stored it in an OCI registry.
 //!
-//! Start-up ([`up`]) reads the manifest strictly, compiles each component
+//! Start-up ([`up`]) reads the manifest (or pulls the app) strictly, compiles each component
 //! once (with an on-disk cache), links the host interfaces and prepares an
 //! `InstancePre`; then the HTTP trigger serves requests and the Redis trigger
 //! delivers messages, each in a fresh instance.
@@ -13,9 +14,12 @@ mod engine;
 mod guest_log;
 mod http_trigger;
 mod kv_host;
+mod locked;
 pub mod manifest;
+pub mod oci;
 mod redis_host;
 mod redis_trigger;
+pub mod runtime_config;
 mod state;
 mod unsupported;
 pub mod variables;
@@ -33,10 +37,42 @@ use tokio::sync::Semaphore;
 use wasmtime::Result;
 use wasmtime::error::Context;
 
+/// Where the app comes from.
+#[derive(Debug, Clone)]
+pub enum AppSource {
+    /// A `spin.toml`; component sources are relative to it.
+    Manifest(PathBuf),
+    /// An app `spin registry push` stored.
+    Registry(oci::Reference),
+}
+
+impl AppSource {
+    /// `-f`'s argument as `spin up` reads it: an existing file, a directory
+    /// holding `spin.toml`, else an OCI reference.
+    pub fn from_arg(arg: &str) -> Result<AppSource> {
+        let path = std::path::Path::new(arg);
+        if path.is_dir() {
+            return Ok(AppSource::Manifest(path.join("spin.toml")));
+        }
+        if path.exists() || arg.ends_with(".toml") {
+            return Ok(AppSource::Manifest(path.to_path_buf()));
+        }
+        oci::Reference::parse(arg)
+            .map(AppSource::Registry)
+            .map_err(|e| wasmtime::format_err!("-f {arg}: no such file, and not an OCI reference: {e}"))
+    }
+}
+
 /// Settings of `runtime-shim up`.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    pub manifest: PathBuf,
+    pub source: AppSource,
+    /// Plain HTTP to the registry (loopback registries always get it).
+    pub insecure: bool,
+    /// `--runtime-config-file`.
+    pub runtime_config: Option<PathBuf>,
+    /// `--component-id`: run only these components; empty runs all.
+    pub component_ids: Vec<String>,
     pub listen: SocketAddr,
     pub variables: variables::Provided,
     /// Limit of one HTTP request's guest work (504 after it).
@@ -58,11 +94,22 @@ pub struct UpOptions {
 }
 
 pub use engine::CompileCache;
+pub use state::MAX_INSTANCE_MEMORY;
 
 /// Loads the app and serves it until `shutdown` resolves, then drains.
 pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
     let started = Instant::now();
-    let app = manifest::App::load(&opts.manifest, &opts.variables)?;
+    if let Some(path) = &opts.runtime_config {
+        let config = runtime_config::load(path)?;
+        if let Some(store) = config.unused_store_path {
+            tracing::info!(
+                "runtime config {}: the key-value store \"default\" is kept in memory, not in {}",
+                path.display(),
+                store.display()
+            );
+        }
+    }
+    let app = load_app(&opts).await?;
     let engine = engine::new_engine()?;
     let cache = engine::CompileCache::new(opts.cache_dir.clone());
     let services = Arc::new(AppServices {
@@ -174,6 +221,37 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::info!("no HTTP routes; only Redis triggers run");
     }
     serve(listener, trigger, &opts, shutdown).await
+}
+
+/// The app of `opts.source`, only the components `--component-id` keeps,
+/// variables resolved.
+async fn load_app(opts: &UpOptions) -> Result<manifest::App> {
+    match &opts.source {
+        AppSource::Manifest(path) => {
+            let mut declared = manifest::Declared::load(path)?;
+            declared.retain_components(&opts.component_ids)?;
+            manifest::App::resolve(declared, &opts.variables)
+                .with_context(|| format!("invalid manifest {}", path.display()))
+        }
+        AppSource::Registry(reference) => {
+            let mut pull = oci::Pull::new(
+                reference.clone(),
+                oci::PullOptions {
+                    insecure: opts.insecure,
+                    cache_dir: opts.cache_dir.clone(),
+                },
+            );
+            let (digest, mut declared) = pull.locked_app().await?;
+            declared.retain_components(&opts.component_ids)?;
+            pull.fetch_sources(&mut declared).await?;
+            tracing::info!(
+                "pulled {reference} ({digest}): {} blob(s) fetched, {} from the cache",
+                pull.fetched,
+                pull.from_cache
+            );
+            manifest::App::resolve(declared, &opts.variables).with_context(|| format!("{reference}"))
+        }
+    }
 }
 
 /// Bytes of request head one connection may buffer.

@@ -1,4 +1,11 @@
-//! `runtime-shim up [-f spin.toml] [--listen 127.0.0.1:3000] [--variable KEY=VALUE]...`
+//! `runtime-shim up [-f spin.toml | -f <OCI reference>] [--listen 127.0.0.1:3000] [--variable KEY=VALUE]...`
+//!
+//! The flags and environment spin-operator gives a `spinImage` executor's
+//! container (`up --listen 0.0.0.0:80 -f <image> --runtime-config-file
+//! /runtime-config.toml [--component-id <id>]...`, `SPIN_VARIABLE_*`,
+//! `SPIN_HTTP_LISTEN_ADDR`, `SPIN_COMPONENTS_TO_RETAIN`) mean what they mean
+//! to `spin up`. Its OpenTelemetry settings and `SPIN_MAX_INSTANCE_MEMORY`
+//! are ignored, with a line saying so.
 
 use clap::{Parser, Subcommand};
 
@@ -6,7 +13,7 @@ use clap::{Parser, Subcommand};
 // that churn of small allocations faster than the system allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use runtime_shim::{CompileCache, UpOptions, variables::Provided};
+use runtime_shim::{AppSource, CompileCache, UpOptions, variables::Provided};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,11 +33,30 @@ struct Cli {
 enum Command {
     /// Serve the app: HTTP routes and Redis triggers.
     Up {
-        /// The manifest.
+        /// The app: a spin.toml (or a directory holding one), or an OCI
+        /// reference `spin registry push` pushed to, e.g.
+        /// ghcr.io/org/app:1.0 or ...@sha256:<digest>.
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
-        manifest: PathBuf,
+        from: String,
+        /// Pull over plain HTTP (registries on 127.0.0.1, [::1] or localhost
+        /// always are).
+        #[arg(short = 'k', long)]
+        insecure: bool,
+        /// Spin runtime config: [[config_provider]] of type env and
+        /// [key_value_store.default] of type spin; anything else is refused.
+        #[arg(long, value_name = "FILE")]
+        runtime_config_file: Option<PathBuf>,
+        /// Run only this component (and the triggers that use it); may be
+        /// given more than once. Default: all.
+        #[arg(
+            long = "component-id",
+            short = 'c',
+            env = "SPIN_COMPONENTS_TO_RETAIN",
+            value_delimiter = ','
+        )]
+        component_ids: Vec<String>,
         /// Address for the HTTP trigger.
-        #[arg(long, default_value = "127.0.0.1:3000")]
+        #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
         /// Sets application variables: KEY=VALUE, KEY=@FILE (the file's
         /// text), or @FILE.json / @FILE.toml (a map of names to strings). Of
@@ -80,7 +106,10 @@ async fn shutdown_signal() {
 
 fn main() -> ExitCode {
     let Command::Up {
-        manifest,
+        from,
+        insecure,
+        runtime_config_file,
+        component_ids,
         listen,
         variables,
         request_timeout_ms,
@@ -93,6 +122,32 @@ fn main() -> ExitCode {
         log_format,
     } = Cli::parse().command;
     log_format::init(log_format);
+    for name in [
+        "SPIN_MAX_INSTANCE_MEMORY",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    ] {
+        if std::env::var_os(name).is_some() {
+            let why = if name.starts_with("OTEL") {
+                "runtime-shim exports no OpenTelemetry data".to_string()
+            } else {
+                format!(
+                    "runtime-shim limits every instance's memory to {} MiB",
+                    runtime_shim::MAX_INSTANCE_MEMORY >> 20
+                )
+            };
+            tracing::info!("{name} is set and ignored: {why}");
+        }
+    }
+    let source = match AppSource::from_arg(&from) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let provided = match Provided::from_flags_and_env(&variables, std::env::vars()) {
         // Spin reads `.env` in the current directory, not the manifest's.
         Ok(p) => Provided {
@@ -105,7 +160,10 @@ fn main() -> ExitCode {
         }
     };
     let opts = UpOptions {
-        manifest,
+        source,
+        insecure,
+        runtime_config: runtime_config_file,
+        component_ids,
         listen,
         variables: provided,
         request_timeout: Duration::from_millis(request_timeout_ms),

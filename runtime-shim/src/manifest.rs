@@ -8,6 +8,7 @@ use crate::variables::{Resolver, VariableDecl};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
 
@@ -123,6 +124,72 @@ struct RawBuild {
 /// The key-value store every Spin host provides.
 pub const DEFAULT_STORE: &str = "default";
 
+/// An app as its source declares it, templates unresolved: what `spin.toml`
+/// and a pulled app (Spin's locked app, see `locked.rs`) both become, so that
+/// one [`App::resolve`] validates and resolves either.
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    pub name: String,
+    pub version: Option<String>,
+    pub variables: BTreeMap<String, VariableDecl>,
+    /// `[application.trigger.redis] address`: the Redis triggers' default.
+    pub redis_address: Option<String>,
+    pub http_triggers: Vec<DeclaredHttp>,
+    pub redis_triggers: Vec<DeclaredRedis>,
+    pub components: BTreeMap<String, DeclaredComponent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeclaredHttp {
+    pub route: String,
+    pub component: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeclaredRedis {
+    pub channel: String,
+    /// Overrides [`Declared::redis_address`].
+    pub address: Option<String>,
+    pub component: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeclaredComponent {
+    pub source: Source,
+    pub allowed_outbound_hosts: Vec<String>,
+    pub key_value_stores: Vec<String>,
+    pub variables: BTreeMap<String, String>,
+}
+
+/// Where a component's Wasm comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file named by `spin.toml`, relative to it.
+    File(PathBuf),
+    /// A layer of a pulled app, its digest already verified.
+    Layer { digest: String, bytes: Arc<[u8]> },
+}
+
+impl Source {
+    pub fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match self {
+            Source::File(path) => Ok(std::fs::read(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .into()),
+            Source::Layer { bytes, .. } => Ok(bytes[..].into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Layer { digest, .. } => write!(f, "layer {digest}"),
+        }
+    }
+}
+
 /// A loaded, validated application with every template resolved.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -137,7 +204,7 @@ pub struct App {
 #[derive(Debug, Clone)]
 pub struct ComponentConfig {
     pub id: String,
-    pub source: PathBuf,
+    pub source: Source,
     pub allowed_outbound_hosts: Vec<String>,
     pub key_value_stores: Vec<String>,
     pub variables: BTreeMap<String, String>,
@@ -208,16 +275,17 @@ impl RoutePattern {
     }
 }
 
-impl App {
-    /// Reads and validates `path`, resolving variables with `resolver`.
-    pub fn load(path: &Path, provided: &crate::variables::Provided) -> Result<App> {
+impl Declared {
+    /// Reads the `spin.toml` at `path`.
+    pub fn load(path: &Path) -> Result<Declared> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the manifest {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        App::parse(&text, base, provided).with_context(|| format!("invalid manifest {}", path.display()))
+        Declared::from_toml(&text, base).with_context(|| format!("invalid manifest {}", path.display()))
     }
 
-    pub fn parse(text: &str, base: &Path, provided: &crate::variables::Provided) -> Result<App> {
+    /// Reads `spin.toml` text; sources are relative to `base` and must exist.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Declared> {
         let raw: RawManifest =
             toml::from_str(text).map_err(|e| wasmtime::format_err!("{}", e.to_string().trim_end()))?;
         if raw.spin_manifest_version != 2 {
@@ -226,20 +294,81 @@ impl App {
                 raw.spin_manifest_version
             );
         }
-        let resolver = Resolver::new(&raw.variables, provided)?;
-
         let mut components = BTreeMap::new();
-        for (id, c) in &raw.component {
-            let ctx = |what: &str| format!("component {id:?}: {what}");
-            if let Some(s) = c.key_value_stores.iter().find(|s| *s != DEFAULT_STORE) {
-                bail!("component {id:?}: key-value store {s:?} is not supported (only {DEFAULT_STORE:?})");
-            }
+        for (id, c) in raw.component {
             let source = base.join(&c.source);
             if !source.is_file() {
                 bail!(
                     "component {id:?}: source {} does not exist (build it first, e.g. `make build`)",
                     source.display()
                 );
+            }
+            components.insert(
+                id,
+                DeclaredComponent {
+                    source: Source::File(source),
+                    allowed_outbound_hosts: c.allowed_outbound_hosts,
+                    key_value_stores: c.key_value_stores,
+                    variables: c.variables,
+                },
+            );
+        }
+        Ok(Declared {
+            name: raw.application.name,
+            version: raw.application.version,
+            variables: raw.variables,
+            redis_address: raw.application.trigger.redis.map(|r| r.address),
+            http_triggers: (raw.trigger.http.into_iter())
+                .map(|t| DeclaredHttp {
+                    route: t.route,
+                    component: t.component,
+                })
+                .collect(),
+            redis_triggers: (raw.trigger.redis.into_iter())
+                .map(|t| DeclaredRedis {
+                    channel: t.channel,
+                    address: t.address,
+                    component: t.component,
+                })
+                .collect(),
+            components,
+        })
+    }
+
+    /// Keeps only `ids` and the triggers that run them, as `spin up
+    /// --component-id` does; an id the app lacks is an error. Empty keeps all.
+    pub fn retain_components(&mut self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if let Some(id) = ids.iter().find(|id| !self.components.contains_key(*id)) {
+            let known: Vec<_> = self.components.keys().collect();
+            bail!("--component-id {id:?}: the app has no such component (it has {known:?})");
+        }
+        let keep = |c: &String| ids.contains(c);
+        self.components.retain(|id, _| keep(id));
+        self.http_triggers.retain(|t| keep(&t.component));
+        self.redis_triggers.retain(|t| keep(&t.component));
+        Ok(())
+    }
+}
+
+impl App {
+    #[cfg(test)]
+    pub fn parse(text: &str, base: &Path, provided: &crate::variables::Provided) -> Result<App> {
+        App::resolve(Declared::from_toml(text, base)?, provided)
+    }
+
+    /// Validates a declared app and resolves its templates against its
+    /// variables and `provided`.
+    pub fn resolve(declared: Declared, provided: &crate::variables::Provided) -> Result<App> {
+        let resolver = Resolver::new(&declared.variables, provided)?;
+
+        let mut components = BTreeMap::new();
+        for (id, c) in declared.components {
+            let ctx = |what: &str| format!("component {id:?}: {what}");
+            if let Some(s) = c.key_value_stores.iter().find(|s| *s != DEFAULT_STORE) {
+                bail!("component {id:?}: key-value store {s:?} is not supported (only {DEFAULT_STORE:?})");
             }
             let allowed_outbound_hosts = c
                 .allowed_outbound_hosts
@@ -265,10 +394,10 @@ impl App {
             components.insert(
                 id.clone(),
                 ComponentConfig {
-                    id: id.clone(),
-                    source,
+                    id,
+                    source: c.source,
                     allowed_outbound_hosts,
-                    key_value_stores: c.key_value_stores.clone(),
+                    key_value_stores: c.key_value_stores,
                     variables,
                 },
             );
@@ -283,7 +412,7 @@ impl App {
         };
 
         let mut http_routes = Vec::new();
-        for t in &raw.trigger.http {
+        for t in &declared.http_triggers {
             known(&t.component, "http")?;
             let pattern = RoutePattern::parse(&t.route)?;
             if let Some(dup) = http_routes.iter().find(|r: &&HttpRoute| r.pattern == pattern) {
@@ -302,11 +431,10 @@ impl App {
         }
         http_routes.sort_by_key(|r| std::cmp::Reverse(r.pattern.specificity()));
 
-        let default_address = raw.application.trigger.redis.as_ref().map(|r| &r.address);
         let mut redis_subscriptions = Vec::new();
-        for t in &raw.trigger.redis {
+        for t in &declared.redis_triggers {
             known(&t.component, "redis")?;
-            let Some(address) = t.address.as_ref().or(default_address) else {
+            let Some(address) = t.address.as_ref().or(declared.redis_address.as_ref()) else {
                 bail!(
                     "redis trigger for component {:?} has no address: set [application.trigger.redis] address or the trigger's address",
                     t.component
@@ -330,8 +458,8 @@ impl App {
             bail!("the manifest has no [[trigger.http]] or [[trigger.redis]]: nothing to run");
         }
         Ok(App {
-            name: raw.application.name,
-            version: raw.application.version,
+            name: declared.name,
+            version: declared.version,
             components,
             http_routes,
             redis_subscriptions,
