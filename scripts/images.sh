@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# `make images`: the refresher and One-Frame emulator images, built with
-# buildah from static musl binaries compiled on this machine, each `FROM
-# scratch` with the binary as its only file. Nothing is pulled.
+# `make images`: the refresher, One-Frame emulator and runtime-shim images,
+# built with buildah from static musl binaries compiled on this machine, each
+# `FROM scratch` with the binary as its only file. Nothing is pulled.
 #
-#   make images                                   # forex-refresher:<version>, one-frame:<version>
+#   make images                                   # forex-refresher:<version>, one-frame:<version>, runtime-shim:<version>
 #   make images REGISTRY=ghcr.io/<org>            # ... and push ghcr.io/<org>/forex-refresher:<version>, ...
 #   make images REGISTRY=127.0.0.1:5000/forex     # loopback registries are pushed to over plain HTTP
 #
@@ -34,6 +34,9 @@ command -v python3 >/dev/null || fail "python3 is needed to read Cargo metadata"
 sysroot=$("${RUSTC:-rustc}" --print sysroot)
 [ -d "$sysroot/lib/rustlib/$TARGET/lib" ] \
   || fail "the Rust target $TARGET is not installed (rustup target add $TARGET)"
+# runtime-shim's dependencies compile C (wasmtime's helpers, mimalloc, ring).
+[ -n "${CC_x86_64_unknown_linux_musl:-}" ] || command -v musl-gcc >/dev/null \
+  || fail "no C compiler for $TARGET: install musl-gcc (Debian: apt-get install musl-tools)"
 case "$REGISTRY" in
   *@*|*/*:*|*' '*) fail "REGISTRY=$REGISTRY: give host[:port][/prefix], without a tag or digest (e.g. REGISTRY=ghcr.io/<org>)";;
 esac
@@ -44,7 +47,7 @@ if [ -n "${BUILDAH_ROOT:-}" ]; then
   buildah+=(--root "$BUILDAH_ROOT/root" --runroot "$BUILDAH_ROOT/runroot")
 fi
 
-run "$CARGO" build --release --locked --target "$TARGET" -p refresher -p one-frame
+run "$CARGO" build --release --locked --target "$TARGET" -p refresher -p one-frame -p runtime-shim
 
 # The commit, `-dirty` when tracked files differ from it (as `git describe
 # --dirty`; untracked files do not count). No locks taken: other git
@@ -65,20 +68,20 @@ if [ -z "${IMAGE_SOURCE+set}" ]; then
 fi
 
 # Where cargo puts binaries (CARGO_TARGET_DIR and .cargo/config count), and
-# name, version, license and description of the two packages, separated by
+# name, version, license and description of the three packages, separated by
 # ASCII unit separators (empty fields survive `read`).
 cargo_metadata=$("$CARGO" metadata --no-deps --format-version 1 --locked)
 target_dir=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' <<< "$cargo_metadata")
 metadata=$(python3 -c '
 import json, sys
 for p in json.load(sys.stdin)["packages"]:
-    if p["name"] in ("refresher", "one-frame"):
+    if p["name"] in ("refresher", "one-frame", "runtime-shim"):
         fields = (p["name"], p["version"], p["license"] or "", p["description"] or "")
         print("\x1f".join(f.replace("\x1f", " ").replace("\n", " ") for f in fields))
 ' <<< "$cargo_metadata")
 
 # package -> image name; the Dockerfile is docker/<package>.scratch.Dockerfile.
-declare -A image_name=([refresher]=forex-refresher [one-frame]=one-frame)
+declare -A image_name=([refresher]=forex-refresher [one-frame]=one-frame [runtime-shim]=runtime-shim)
 built=()
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
@@ -103,7 +106,7 @@ while IFS=$'\x1f' read -r package version licenses description; do
   fi
   built+=("$tag")
 done <<< "$metadata"
-[ "${#built[@]}" = 2 ] || fail "expected two packages in Cargo metadata, got: ${built[*]:-none}"
+[ "${#built[@]}" = 3 ] || fail "expected three packages in Cargo metadata, got: ${built[*]:-none}"
 
 for tag in "${built[@]}"; do
   echo "built localhost/$tag (revision $revision)"

@@ -1,13 +1,15 @@
-//! The refresher and One-Frame emulator images as `make images` builds them:
-//! static musl binaries in images `FROM scratch`, pushed to a local
-//! `docker-registry` on loopback, inspected there with `skopeo`, then pulled
-//! into a fresh buildah storage and run with `buildah run --isolation chroot`:
-//! the refresher's image, against the emulator's, lands a snapshot in a test
-//! Valkey.
+//! The refresher, One-Frame emulator and runtime-shim images as `make
+//! images` builds them: static musl binaries in images `FROM scratch`, pushed
+//! to a local `docker-registry` on loopback, inspected there with `skopeo`,
+//! then pulled into a fresh buildah storage and run with `buildah run
+//! --isolation chroot`: the refresher's image, against the emulator's, lands
+//! a snapshot in a test Valkey, and runtime-shim's reaches the registry to
+//! pull an app (e2e/tests/executor.rs runs the same binary through a whole
+//! pull and serve).
 //!
 //! Needs `buildah`, `skopeo`, `docker-registry` and `tar` on PATH and the Rust
 //! target `x86_64-unknown-linux-musl`; without one of them the test says so
-//! in one line and passes. It runs `make images`, which compiles the two
+//! in one line and passes. It runs `make images`, which compiles the three
 //! binaries for musl in release mode (minutes the first time; afterwards
 //! cargo has nothing to do). buildah keeps everything in scratch directories
 //! removed at the end.
@@ -108,7 +110,7 @@ fn git_revision() -> String {
     }
 }
 
-/// One of the two images, and what it must contain.
+/// One of the three images, and what it must contain.
 struct Image {
     name: &'static str,
     package: &'static str,
@@ -128,6 +130,13 @@ const ONE_FRAME: Image = Image {
     package: "one-frame",
     entrypoint: &["/one-frame"],
     cmd: &["--listen", "0.0.0.0:8080"],
+};
+
+const RUNTIME_SHIM: Image = Image {
+    name: "runtime-shim",
+    package: "runtime-shim",
+    entrypoint: &["/runtime-shim"],
+    cmd: &["up", "--listen", "0.0.0.0:80"],
 };
 
 /// `skopeo inspect` with `flags` of `docker://<reference>` (plain HTTP).
@@ -405,7 +414,7 @@ fn make_images_builds_pushes_and_runs_scratch_images() {
     let revision = git_revision();
 
     let mut configs = Vec::new();
-    for image in [&REFRESHER, &ONE_FRAME] {
+    for image in [&REFRESHER, &ONE_FRAME, &RUNTIME_SHIM] {
         let p = package(image.package);
         let version = p["version"].as_str().expect("version");
         let reference = format!("{prefix}/{}:{version}", image.name);
@@ -499,6 +508,44 @@ fn make_images_builds_pushes_and_runs_scratch_images() {
         "snapshot seq {} from the emulator's image stored by the refresher's image",
         snapshot.seq
     );
+
+    // runtime-shim's image, started as spin-operator starts it but for an app
+    // that is not there: its static binary runs, reaches the registry from
+    // the container and says what is missing. Its cache lives where the
+    // image's ENV says (the executor overlay mounts an emptyDir there).
+    let (shim_ref, shim_config) = &configs[2];
+    assert!(
+        argv(shim_config, "Env").contains(&"RUNTIME_SHIM_CACHE_DIR=/var/cache/runtime-shim".to_string()),
+        "{shim_config}"
+    );
+    let shim_ctr = run_storage.from(shim_ref, &format!("forex-e2e-runtime-shim-{tag}"));
+    let absent = format!("{prefix}/forex-edge:absent");
+    let mut shim_argv = argv(shim_config, "Entrypoint");
+    shim_argv.extend(
+        [
+            "up",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "-f",
+            &absent,
+        ]
+        .map(String::from),
+    );
+    let mut shim = run_storage.run(
+        &shim_ctr,
+        &shim_argv,
+        Duration::from_secs(60),
+        logs.path().join("runtime-shim.log"),
+    );
+    assert_eq!(shim.wait(Duration::from_secs(60)), Some(1), "{}", shim.log());
+    assert!(
+        shim.log().contains(&format!(
+            "{absent} does not exist in the registry (MANIFEST_UNKNOWN"
+        )),
+        "{}",
+        shim.log()
+    );
+    drop(shim);
 
     // Nothing outlives the test: the containers' processes, then buildah's
     // storage (no mount of it is left behind either).
