@@ -64,7 +64,7 @@ CLUSTER_DIR = "cluster"  # manifests/cluster
 APP_BASE_DIR = "base"  # manifests/base; every overlay in manifests/overlays/ is an app too
 
 # Overlays whose every image must be pinned by digest.
-PINNED_OVERLAYS = ("production",)
+PINNED_OVERLAYS = ("production", "runtime-shim")
 
 # Kinds kustomize's namespace transformer leaves alone (cluster-scoped).
 CLUSTER_SCOPED = {
@@ -140,7 +140,14 @@ SPINAPP_RESERVED_VOLUMES = {"spin-runtime-config", "spin-ca"}
 
 # The container images `make images` builds, and the crate whose version
 # tags each (scripts/images.sh: <name>:<version>).
-IMAGE_CRATES = {"forex-refresher": "refresher/Cargo.toml", "one-frame": "e2e/one-frame/Cargo.toml"}
+IMAGE_CRATES = {
+    "forex-refresher": "refresher/Cargo.toml",
+    "one-frame": "e2e/one-frame/Cargo.toml",
+    "runtime-shim": "runtime-shim/Cargo.toml",
+}
+# The image of a `spinImage` executor (spin-operator's alternative to a
+# RuntimeClass), as kustomizeconfig.yaml in manifests/cluster declares it.
+SPIN_IMAGE_FIELD = ("SpinAppExecutor", ("spec", "deploymentConfig", "spinImage"))
 
 # cert-manager's HTTP-01 solver pods carry this label (and listen on 8089):
 # pkg/apis/acme/v1/types.go and pkg/issuer/acme/http/pod.go at v1.20.0.
@@ -1841,7 +1848,7 @@ def check_image(sets: list[ObjectSet], spin: dict, crate_versions: dict[str, str
             judge(app, image, name, version, "`make push`", "spin.toml's version")
             images.add(image)
         for o in s.objects:
-            for m, k in image_slots(o, []):
+            for m, k in image_slots(o, [SPIN_IMAGE_FIELD]):
                 crate = split_image(m[k])[0].rsplit("/", 1)[-1]
                 if crate in crate_versions:
                     judge(o, m[k], crate, crate_versions[crate], "`make images`", f"{IMAGE_CRATES[crate]}'s version")
@@ -1854,6 +1861,43 @@ def check_image(sets: list[ObjectSet], spin: dict, crate_versions: dict[str, str
                     c.fail(f"[{s.label}] {o.ref()}: image {m[k]!r} is not pinned by digest; add it to the overlay's images: with a digest")
     versions = ", ".join(f"{n} {v}" for n, v in [(name, version), *sorted(crate_versions.items())])
     c.summary = f"{len(images)} image reference(s) of the project's builds match {versions}; {', '.join(PINNED_OVERLAYS)} pinned by digest"
+    return c
+
+
+def check_spin_image_executor(sets: list[ObjectSet]) -> Check:
+    """A SpinApp on a `spinImage` executor (runtime-shim) can start: the
+    container pulls the app itself, anonymously (spin-operator passes no
+    imagePullSecrets on), over HTTPS trusting the CA bundle the executor
+    mounts (installDefaultCACerts or caCertSecret), and runtime-shim accepts
+    only the runtime config it implements: key-value store `default` of type
+    `spin`, no SQLite databases, LLM or runtime config from a Secret."""
+    c = Check("spin-image")
+    n = set()
+    for s in deployable(sets, from_step=2):
+        applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
+        for app in s.of_kind("SpinApp"):
+            ns, executor = app.namespace or "default", get(app.doc, "spec", "executor")
+            ex = next((e for t in applied if (e := t.find("SpinAppExecutor", ns, executor))), None)
+            config = get(ex.doc, "spec", "deploymentConfig", default={}) if ex else {}
+            if not config.get("spinImage"):
+                continue
+            n.add(app.identity())
+            where = f"[{s.label}] {app.ref()} (executor {executor!r}, spinImage)"
+            if get(app.doc, "spec", "imagePullSecrets"):
+                c.fail(f"{where}: imagePullSecrets do not reach the container, which pulls the app anonymously; make the app's image public")
+            if not config.get("installDefaultCACerts") and not config.get("caCertSecret"):
+                c.fail(f"{ex.ref()}: neither installDefaultCACerts nor caCertSecret: the container has no CA bundle to pull the app over HTTPS")
+            runtime = get(app.doc, "spec", "runtimeConfig", default={}) or {}
+            for key in ("loadFromSecret", "sqliteDatabases", "llmCompute"):
+                if runtime.get(key):
+                    c.fail(f"{where}: runtimeConfig.{key} is not supported by runtime-shim, which would refuse to start")
+            for store in runtime.get("keyValueStores") or []:
+                if (store.get("name"), store.get("type")) != ("default", "spin"):
+                    c.fail(
+                        f"{where}: key-value store {store.get('name')!r} of type {store.get('type')!r}: runtime-shim "
+                        f"provides only 'default' of type 'spin', and would refuse to start"
+                    )
+    c.summary = f"{len(n)} SpinApp(s) on a spinImage executor: public app image, CA bundle, runtime config runtime-shim accepts"
     return c
 
 
@@ -2048,6 +2092,7 @@ def run(root: Path, use_kubectl: bool) -> int:
         check_freshness(loaded),
         check_apply_order(loaded, schemas.cluster_kinds),
         check_runtime(loaded),
+        check_spin_image_executor(loaded),
         check_replicas(loaded),
         check_variables(loaded, spin),
         check_outbound(loaded, spin),

@@ -32,7 +32,7 @@ class BrokenManifestsFail(unittest.TestCase):
         self.root = Path(self._tmp.name)
         shutil.copytree(REPO / "manifests", self.root / "manifests", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(REPO / "spin.toml", self.root / "spin.toml")
-        for manifest in ("Cargo.toml", "refresher/Cargo.toml", "e2e/one-frame/Cargo.toml"):
+        for manifest in ("Cargo.toml", "refresher/Cargo.toml", "e2e/one-frame/Cargo.toml", "runtime-shim/Cargo.toml"):
             (self.root / manifest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(REPO / manifest, self.root / manifest)
 
@@ -71,6 +71,18 @@ class BrokenManifestsFail(unittest.TestCase):
         self.assertEqual(len(hits), 1, f"{kind} {name} not found once in {relpath}")
         change(hits[0])
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+    def edit_kustomization_images(self, directory: str, name: str, **fields) -> None:
+        """Set (or, with None, remove) fields of the images: entry `name`."""
+        path = self.root / "manifests" / directory / "kustomization.yaml"
+        doc = yaml.safe_load(path.read_text())
+        entry = next(e for e in doc["images"] if e["name"] == name)
+        for key, value in fields.items():
+            if value is None:
+                entry.pop(key, None)
+            else:
+                entry[key] = value
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     def spinapp(self, change) -> None:
         self.edit("base/forex-edge.yaml", "SpinApp", "forex-edge", lambda d: change(d["spec"]))
@@ -253,6 +265,31 @@ class BrokenManifestsFail(unittest.TestCase):
             lambda d: d["spec"]["deploymentConfig"].update(runtimeClassName="wasmtime-spin"),
         )
         self.assert_fails_with(r"FAIL runtime", r"runtimeClassName 'wasmtime-spin' matches no RuntimeClass")
+
+    # -- spinImage executor (runtime-shim) -------------------------------
+
+    def runtime_shim_executor(self, change) -> None:
+        self.edit("cluster/spinappexecutor.yaml", "SpinAppExecutor", "runtime-shim", lambda d: change(d["spec"]["deploymentConfig"]))
+
+    def test_spin_image_executor_without_a_ca_bundle(self):
+        self.runtime_shim_executor(lambda c: c.pop("installDefaultCACerts"))
+        self.assert_fails_with(r"FAIL spin-image", r"SpinAppExecutor forex/runtime-shim .*: neither installDefaultCACerts nor caCertSecret")
+
+    def test_spin_image_executor_with_a_store_runtime_shim_lacks(self):
+        self.spinapp(lambda spec: spec["runtimeConfig"]["keyValueStores"][0].update(type="redis", options=[{"name": "url", "value": "redis://x"}]))
+        self.assert_fails_with(
+            r"FAIL spin-image",
+            r"\[overlay runtime-shim\] SpinApp forex/forex-edge .*\(executor 'runtime-shim', spinImage\): key-value store 'default' of type 'redis'",
+        )
+
+    def test_spin_image_executor_with_pull_secrets(self):
+        self.spinapp(lambda spec: spec.update(imagePullSecrets=[{"name": "registry"}]))
+        self.assert_fails_with(r"FAIL spin-image", r"imagePullSecrets do not reach the container")
+
+    def test_spin_image_with_another_version(self):
+        self.runtime_shim_executor(lambda c: c.update(spinImage="runtime-shim:0.0.9"))
+        self.edit_kustomization_images("cluster", "runtime-shim", newTag="0.0.9", digest=None)
+        self.assert_fails_with(r"FAIL image", r"image 'registry.example.com/forex/runtime-shim:0.0.9' has tag 0.0.9, not runtime-shim/Cargo.toml's version '0.1.0'")
 
     # -- rule 3: replicas --------------------------------------------------
 
