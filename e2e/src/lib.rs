@@ -32,7 +32,7 @@ pub use fixtures::*;
 pub use one_frame::*;
 pub use procs::*;
 pub use refresher::*;
-pub use registry::Registry;
+pub use registry::{PushedApp, Registry, spin_and_registry};
 pub use valkey::*;
 
 /// A setting of the benchmark tools from the environment: `name` parsed, or

@@ -3,7 +3,7 @@
 //! directory; nothing in its configuration reaches the network.
 
 use crate::http::{self, Response};
-use crate::procs::{Proc, TempDir, eventually, free_port};
+use crate::procs::{Proc, TempDir, eventually, free_port, repo_root};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -65,4 +65,58 @@ impl Registry {
     pub fn log(&self) -> String {
         self.proc.log()
     }
+
+    /// `make push` of the repository's spin.toml to `reference` with the
+    /// real Spin at `spin`, exactly as a user runs it except that the Wasm
+    /// is taken as built (`-o wasm`; run `make wasm` first) and Spin's
+    /// registry cache is a scratch directory.
+    pub fn push_app(&self, spin: &Path, reference: &str) -> PushedApp {
+        for wasm in ["rates_http.wasm", "rates_sync.wasm"] {
+            let p = repo_root().join("target/wasm32-wasip1/release").join(wasm);
+            assert!(p.is_file(), "{} is missing: run `make wasm` first", p.display());
+        }
+        let cache = self.dir().join("push-cache");
+        let (log, took) = crate::make(
+            &[
+                "-o".into(),
+                "wasm".into(),
+                "push".into(),
+                format!("REGISTRY={reference}"),
+                format!("PUSH_FLAGS=--cache-dir {}", cache.display()),
+            ],
+            &[("SPIN", spin.as_os_str())],
+        );
+        let digest = log
+            .split("Pushed with digest ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no digest in:\n{log}"))
+            .to_string();
+        PushedApp { digest, log, took }
+    }
+}
+
+/// What [`Registry::push_app`] did.
+pub struct PushedApp {
+    /// `sha256:…`, as `spin registry push` printed it.
+    pub digest: String,
+    /// make's and Spin's output.
+    pub log: String,
+    pub took: Duration,
+}
+
+/// The real Spin, when it and `docker-registry` are both found; otherwise
+/// says why `test` is skipped.
+pub fn spin_and_registry(test: &str) -> Option<std::path::PathBuf> {
+    let Some(crate::Host::Spin(spin)) = crate::Host::spin() else {
+        eprintln!("{test}: no real Spin (SPIN or spin on PATH): skipped");
+        return None;
+    };
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("docker-registry").is_file()));
+    if !on_path {
+        eprintln!("{test}: no docker-registry on PATH (Debian package docker-registry): skipped");
+        return None;
+    }
+    Some(spin)
 }

@@ -15,30 +15,15 @@
 
 use e2e::http;
 use e2e::{
-    Host, OneFrame, Proc, Registry, SHIM_READY, TempDir, Valkey, bin, eventually, free_port, refresh,
-    repo_root, stored_snapshot,
+    OneFrame, Proc, Registry, SHIM_READY, TempDir, Valkey, bin, eventually, free_port, refresh, repo_root,
+    stored_snapshot,
 };
 use serde_norway::Value;
 use shared::{Pair, Snapshot};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
-
-/// The real Spin, when it and `docker-registry` are both found.
-fn spin(test: &str) -> Option<PathBuf> {
-    let Some(Host::Spin(spin)) = Host::spin() else {
-        eprintln!("{test}: no real Spin (SPIN or spin on PATH): skipped");
-        return None;
-    };
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("docker-registry").is_file()));
-    if !on_path {
-        eprintln!("{test}: no docker-registry on PATH (Debian package docker-registry): skipped");
-        return None;
-    }
-    Some(spin)
-}
 
 fn yaml_docs(rel: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(repo_root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
@@ -178,32 +163,6 @@ fn forex_edge_container() -> Container {
     )
 }
 
-/// `make push` of spin.toml to `reference` with the real Spin; the digest
-/// it printed.
-fn push(registry: &Registry, spin: &Path, reference: &str) -> String {
-    for wasm in ["rates_http.wasm", "rates_sync.wasm"] {
-        let p = repo_root().join("target/wasm32-wasip1/release").join(wasm);
-        assert!(p.is_file(), "{} is missing: run `make wasm` first", p.display());
-    }
-    let cache = registry.dir().join("push-cache");
-    let (log, _) = e2e::make(
-        &[
-            "-o".into(),
-            "wasm".into(),
-            "push".into(),
-            format!("REGISTRY={reference}"),
-            format!("PUSH_FLAGS=--cache-dir {}", cache.display()),
-        ],
-        &[("SPIN", spin.as_os_str())],
-    );
-    let digest = log
-        .split("Pushed with digest ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no digest in:\n{log}"));
-    digest.to_string()
-}
-
 /// runtime-shim started as the container: `args` and exactly `env` (nothing
 /// of the test's own environment), in a directory of its own as the
 /// container's `/`.
@@ -314,14 +273,16 @@ fn seq_served(addr: SocketAddr) -> Option<u64> {
 
 #[test]
 fn the_operators_container_pulls_the_app_serves_it_and_restarts_without_the_registry() {
-    let Some(spin) = spin("executor") else {
+    let Some(spin) = e2e::spin_and_registry("executor") else {
         return;
     };
     let container = forex_edge_container();
     assert_eq!(container.args[..3], ["up", "--listen", "0.0.0.0:80"]);
 
     let registry = Registry::start();
-    let digest = push(&registry, &spin, &registry.reference("forex-edge:0.1.0"));
+    let digest = registry
+        .push_app(&spin, &registry.reference("forex-edge:0.1.0"))
+        .digest;
     // As the production overlay pins it: tag and digest.
     let image = format!("{}@{digest}", registry.reference("forex-edge:0.1.0"));
 
@@ -397,12 +358,12 @@ fn the_operators_container_pulls_the_app_serves_it_and_restarts_without_the_regi
 /// Start-up stops with a message naming what went wrong; nothing is served.
 #[test]
 fn bad_pulls_fail_start_up_clearly() {
-    let Some(spin) = spin("executor") else {
+    let Some(spin) = e2e::spin_and_registry("executor") else {
         return;
     };
     let registry = Registry::start();
     let good = registry.reference("forex-edge:0.1.0");
-    push(&registry, &spin, &good);
+    registry.push_app(&spin, &good);
     let valkey = Valkey::start();
     let scratch = TempDir::new("executor-bad");
     // A fresh cache per attempt: a cached layer would hide the registry's.

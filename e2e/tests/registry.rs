@@ -10,7 +10,7 @@
 use e2e::http;
 use e2e::{
     Edge, Host, OneFrame, Proc, Registry, SPIN_READY, TempDir, Valkey, eventually, free_port, refresh,
-    repo_root, stored_snapshot,
+    stored_snapshot,
 };
 use shared::{Pair, Snapshot};
 use std::ffi::OsStr;
@@ -21,45 +21,16 @@ use std::time::{Duration, Instant};
 
 /// The real Spin, when it and `docker-registry` are both found.
 fn tools(test: &str) -> Option<(Host, PathBuf)> {
-    let Some(Host::Spin(spin)) = Host::spin() else {
-        eprintln!("{test}: no real Spin (SPIN or spin on PATH): skipped");
-        return None;
-    };
-    if !on_path("docker-registry") {
-        eprintln!("{test}: no docker-registry on PATH (Debian package docker-registry): skipped");
-        return None;
-    }
+    let spin = e2e::spin_and_registry(test)?;
     Some((Host::Spin(spin.clone()), spin))
 }
 
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-}
-
-/// `make push` of the repository's spin.toml to `reference`, exactly as a
-/// user runs it except that the Wasm is taken as built (`-o wasm`) and
-/// Spin's registry cache is a scratch directory. Returns how long it took.
+/// `make push` (see [`Registry::push_app`]); how long it took.
 fn make_push(registry: &Registry, spin: &Path, reference: &str) -> Duration {
-    let root = repo_root();
-    for wasm in ["rates_http.wasm", "rates_sync.wasm"] {
-        let p = root.join("target/wasm32-wasip1/release").join(wasm);
-        assert!(p.is_file(), "{} is missing: run `make wasm` first", p.display());
-    }
-    let cache = registry.dir().join("push-cache");
-    let (log, took) = e2e::make(
-        &[
-            "-o".into(),
-            "wasm".into(),
-            "push".into(),
-            format!("REGISTRY={reference}"),
-            format!("PUSH_FLAGS=--cache-dir {}", cache.display()),
-        ],
-        &[("SPIN", spin.as_os_str())],
-    );
+    let pushed = registry.push_app(spin, reference);
     // Loopback: the Makefile adds --insecure (plain HTTP) by itself.
-    assert!(log.contains("registry push --insecure "), "{log}");
-    assert!(log.contains("Pushed with digest sha256:"), "{log}");
-    took
+    assert!(pushed.log.contains("registry push --insecure "), "{}", pushed.log);
+    pushed.took
 }
 
 /// A Valkey holding a refresher snapshot, and the emulator it came from.

@@ -1244,34 +1244,41 @@ def check_apply_order(sets: list[ObjectSet], cluster_kinds: set[str] = frozenset
     return c
 
 
+def spinapp_executors(sets: list[ObjectSet]) -> Iterator[tuple[ObjectSet, list[ObjectSet], Obj, Obj | None]]:
+    """(set, the sets applied by then, SpinApp, its executor or None) for
+    every SpinApp of an app: the executor spin-operator finds in the
+    SpinApp's namespace once the app is applied."""
+    for s in deployable(sets, from_step=2):
+        applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
+        for app in s.of_kind("SpinApp"):
+            ns, executor = app.namespace or "default", get(app.doc, "spec", "executor")
+            yield s, applied, app, next((e for t in applied if (e := t.find("SpinAppExecutor", ns, executor))), None)
+
+
 def check_runtime(sets: list[ObjectSet]) -> Check:
     """The executor of every SpinApp names in runtimeClassName a RuntimeClass
     that exists once the app is applied, and that class's handler is the one
     K3s registers for containerd-shim-spin-v2."""
     c = Check("runtime")
     used = set()
-    for s in deployable(sets, from_step=2):
-        applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
-        for app in s.of_kind("SpinApp"):
-            ns, executor = app.namespace or "default", get(app.doc, "spec", "executor")
-            ex = next((e for t in applied if (e := t.find("SpinAppExecutor", ns, executor))), None)
-            name = get(ex.doc, "spec", "deploymentConfig", "runtimeClassName") if ex else None
-            if not name:
-                continue  # no executor (apply-order reports it), or a spinImage executor
-            rc = next((r for t in applied for r in t.of_kind("RuntimeClass") if r.name == name), None)
-            if rc is None:
-                known = sorted({r.name for t in applied for r in t.of_kind("RuntimeClass")})
-                c.fail(
-                    f"{ex.ref()}: runtimeClassName {name!r} matches no RuntimeClass of the manifests "
-                    f"(RuntimeClasses: {', '.join(known) or 'none'}); the pods of {app.ref()} would never start"
-                )
-                continue
-            used.add(name)
-            if rc.doc.get("handler") != SPIN_SHIM_HANDLER:
-                c.fail(
-                    f"{rc.ref()}: handler {rc.doc.get('handler')!r} is not {SPIN_SHIM_HANDLER!r}, the containerd runtime "
-                    f"K3s registers for containerd-shim-spin-v2; the pods of {app.ref()} would not start"
-                )
+    for _, applied, app, ex in spinapp_executors(sets):
+        name = get(ex.doc, "spec", "deploymentConfig", "runtimeClassName") if ex else None
+        if not name:
+            continue  # no executor (apply-order reports it), or a spinImage executor
+        rc = next((r for t in applied for r in t.of_kind("RuntimeClass") if r.name == name), None)
+        if rc is None:
+            known = sorted({r.name for t in applied for r in t.of_kind("RuntimeClass")})
+            c.fail(
+                f"{ex.ref()}: runtimeClassName {name!r} matches no RuntimeClass of the manifests "
+                f"(RuntimeClasses: {', '.join(known) or 'none'}); the pods of {app.ref()} would never start"
+            )
+            continue
+        used.add(name)
+        if rc.doc.get("handler") != SPIN_SHIM_HANDLER:
+            c.fail(
+                f"{rc.ref()}: handler {rc.doc.get('handler')!r} is not {SPIN_SHIM_HANDLER!r}, the containerd runtime "
+                f"K3s registers for containerd-shim-spin-v2; the pods of {app.ref()} would not start"
+            )
     c.summary = f"RuntimeClass(es) {', '.join(sorted(used)) or 'none'} exist and use handler {SPIN_SHIM_HANDLER!r}"
     return c
 
@@ -1873,30 +1880,27 @@ def check_spin_image_executor(sets: list[ObjectSet]) -> Check:
     `spin`, no SQLite databases, LLM or runtime config from a Secret."""
     c = Check("spin-image")
     n = set()
-    for s in deployable(sets, from_step=2):
-        applied = [t for t in sets if t.deployable and 0 < t.step < s.step] + [s]
-        for app in s.of_kind("SpinApp"):
-            ns, executor = app.namespace or "default", get(app.doc, "spec", "executor")
-            ex = next((e for t in applied if (e := t.find("SpinAppExecutor", ns, executor))), None)
-            config = get(ex.doc, "spec", "deploymentConfig", default={}) if ex else {}
-            if not config.get("spinImage"):
-                continue
-            n.add(app.identity())
-            where = f"[{s.label}] {app.ref()} (executor {executor!r}, spinImage)"
-            if get(app.doc, "spec", "imagePullSecrets"):
-                c.fail(f"{where}: imagePullSecrets do not reach the container, which pulls the app anonymously; make the app's image public")
-            if not config.get("installDefaultCACerts") and not config.get("caCertSecret"):
-                c.fail(f"{ex.ref()}: neither installDefaultCACerts nor caCertSecret: the container has no CA bundle to pull the app over HTTPS")
-            runtime = get(app.doc, "spec", "runtimeConfig", default={}) or {}
-            for key in ("loadFromSecret", "sqliteDatabases", "llmCompute"):
-                if runtime.get(key):
-                    c.fail(f"{where}: runtimeConfig.{key} is not supported by runtime-shim, which would refuse to start")
-            for store in runtime.get("keyValueStores") or []:
-                if (store.get("name"), store.get("type")) != ("default", "spin"):
-                    c.fail(
-                        f"{where}: key-value store {store.get('name')!r} of type {store.get('type')!r}: runtime-shim "
-                        f"provides only 'default' of type 'spin', and would refuse to start"
-                    )
+    for s, _, app, ex in spinapp_executors(sets):
+        executor = get(app.doc, "spec", "executor")
+        config = get(ex.doc, "spec", "deploymentConfig", default={}) if ex else {}
+        if not config.get("spinImage"):
+            continue
+        n.add(app.identity())
+        where = f"[{s.label}] {app.ref()} (executor {executor!r}, spinImage)"
+        if get(app.doc, "spec", "imagePullSecrets"):
+            c.fail(f"{where}: imagePullSecrets do not reach the container, which pulls the app anonymously; make the app's image public")
+        if not config.get("installDefaultCACerts") and not config.get("caCertSecret"):
+            c.fail(f"{ex.ref()}: neither installDefaultCACerts nor caCertSecret: the container has no CA bundle to pull the app over HTTPS")
+        runtime = get(app.doc, "spec", "runtimeConfig", default={}) or {}
+        for key in ("loadFromSecret", "sqliteDatabases", "llmCompute"):
+            if runtime.get(key):
+                c.fail(f"{where}: runtimeConfig.{key} is not supported by runtime-shim, which would refuse to start")
+        for store in runtime.get("keyValueStores") or []:
+            if (store.get("name"), store.get("type")) != ("default", "spin"):
+                c.fail(
+                    f"{where}: key-value store {store.get('name')!r} of type {store.get('type')!r}: runtime-shim "
+                    f"provides only 'default' of type 'spin', and would refuse to start"
+                )
     c.summary = f"{len(n)} SpinApp(s) on a spinImage executor: public app image, CA bundle, runtime config runtime-shim accepts"
     return c
 
