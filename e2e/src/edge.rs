@@ -46,9 +46,9 @@ impl Host {
         matches!(self, Host::Spin(_))
     }
 
-    /// Whether `log` shows the Redis trigger subscribed. runtime-shim logs
-    /// "subscribed"; Spin prints `\t<address>/<channel>: [<components>]` once
-    /// the SUBSCRIBE has been answered.
+    /// Whether `log` shows the Redis trigger subscribed: runtime-shim logs
+    /// [`SHIM_SUBSCRIBED`]; Spin prints `\t<address>/<channel>: [<components>]`
+    /// once the SUBSCRIBE has been answered.
     pub fn has_subscribed(&self, log: &str) -> bool {
         match self {
             Host::Shim => log.contains(SHIM_SUBSCRIBED),
@@ -58,8 +58,8 @@ impl Host {
 }
 
 /// What runtime-shim logs once it listens, and once its Redis trigger subscribed.
-pub const SHIM_READY: &str = " ready on http://";
-pub const SHIM_SUBSCRIBED: &str = "subscribed";
+pub const SHIM_READY: &str = log_format::milestones::READY;
+pub const SHIM_SUBSCRIBED: &str = log_format::milestones::SUBSCRIBED;
 /// What `spin up` prints once its HTTP trigger listens.
 pub const SPIN_READY: &str = "Serving http://";
 

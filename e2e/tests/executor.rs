@@ -324,7 +324,7 @@ fn the_operators_container_pulls_the_app_serves_it_and_restarts_without_the_regi
 
     // A refresh reaches the HTTP trigger through rates-sync.
     eventually(Duration::from_secs(5), || {
-        shim.proc.log().contains("subscribed").then_some(())
+        shim.proc.log().contains(e2e::SHIM_SUBSCRIBED).then_some(())
     })
     .unwrap_or_else(|| panic!("never subscribed:\n{}", shim.proc.log()));
     let second_run = refresh(&valkey, &one_frame, &[]);

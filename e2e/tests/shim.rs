@@ -663,6 +663,48 @@ fn sigterm_drains_and_exits_zero() {
     shim.assert_logged("shutting down");
 }
 
+/// At SIGTERM the Redis trigger takes no new message but finishes the one in
+/// hand; one that outlasts `--drain-timeout-ms` is given up, with a line
+/// saying so, and the process still exits 0.
+#[test]
+fn sigterm_finishes_the_redis_message_in_hand_and_reports_one_it_gives_up() {
+    let valkey = Valkey::start();
+    let send_then_terminate = |shim: &mut Shim, message: &str| {
+        shim.wait_subscribed();
+        assert_eq!(valkey.publish("events", message), 1);
+        // The handler is running (it sleeps first) when the signal comes.
+        std::thread::sleep(Duration::from_millis(300));
+        let signalled = Instant::now();
+        let status = shim
+            .terminate(Duration::from_secs(15))
+            .expect("exits after SIGTERM");
+        assert!(status.success(), "{status:?}\n{}", shim.log());
+        signalled.elapsed()
+    };
+
+    let dir = TempDir::new("term-redis");
+    let mut shim = start_probe(&valkey, &dir);
+    let took = send_then_terminate(&mut shim, "sleep:1500");
+    shim.assert_logged("probe-redis: handled \"sleep:1500\"");
+    assert!(
+        took >= Duration::from_millis(1000),
+        "exited after {took:?}, before the message was handled"
+    );
+
+    let dir = TempDir::new("term-redis-lost");
+    let m = manifest(&dir, &probe_app(&format!("redis://{}", valkey.host())));
+    let mut args = vars(&[("redis_url", &valkey.url())]);
+    args.extend(["--drain-timeout-ms".to_string(), "400".to_string()]);
+    let mut shim = Edge::start_on(&Host::Shim, &m, &args).unwrap_or_else(|l| panic!("{l}"));
+    let took = send_then_terminate(&mut shim, "sleep:5000");
+    shim.assert_logged("a message was still being handled after 400ms; it is lost");
+    assert!(!shim.log().contains("handled \"sleep:5000\""), "{}", shim.log());
+    assert!(
+        took < Duration::from_secs(3),
+        "the drain limit was not kept: {took:?}"
+    );
+}
+
 /// README, "outbound Redis": one multiplexed connection on runtime-shim, a
 /// new connection per `Connection::open` on Spin.
 fn outbound_redis_connections_per_instance(host: &Host) {

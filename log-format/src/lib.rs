@@ -140,3 +140,13 @@ mod tests {
         );
     }
 }
+
+/// Words in runtime-shim's log that tell a watching process (the e2e
+/// harness, a script) it has reached a state; runtime-shim writes them from
+/// these constants, so the two sides cannot drift apart.
+pub mod milestones {
+    /// The HTTP trigger listens: `app "<name>" ready on http://<address> in …`.
+    pub const READY: &str = " ready on http://";
+    /// A Redis trigger has subscribed: `redis trigger subscribed to [...] at …`.
+    pub const SUBSCRIBED: &str = "redis trigger subscribed to ";
+}

@@ -1,15 +1,15 @@
 //! Everything expensive, done once at start-up: the wasmtime engine with a
 //! pooling allocator and epoch interruption, turning `wasm32-wasip1` modules
-//! into components, compiling them (or loading the compiled code from the
-//! on-disk cache), linking host interfaces and pre-instantiating.
+//! into components, and compiling them (or loading the compiled code from
+//! the on-disk cache). Linking them to the host is `host::instance_pre`.
 
+use crate::host::MAX_INSTANCE_MEMORY;
 use crate::manifest::Source;
-use crate::state::{InstanceState, MAX_INSTANCE_MEMORY};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wasmtime::Result;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::Component;
 use wasmtime::error::Context;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -156,29 +156,4 @@ pub(crate) fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()>
     ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, file)
-}
-
-/// A linker with WASI, WASI HTTP, the Spin interfaces this host implements,
-/// and stubs for the ones it does not.
-pub fn linker_for(engine: &Engine, component: &Component) -> Result<(Linker<InstanceState>, Vec<String>)> {
-    let mut linker = Linker::<InstanceState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    crate::bindings::Host_::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-    crate::bindings::redis_handler::RedisHandler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-    let stubbed = crate::unsupported::link(&mut linker, engine, component)?;
-    Ok((linker, stubbed))
-}
-
-pub fn instance_pre(engine: &Engine, component: &Component, id: &str) -> Result<InstancePre<InstanceState>> {
-    let (linker, stubbed) = linker_for(engine, component)?;
-    if !stubbed.is_empty() {
-        tracing::warn!(
-            "component {id:?} imports unsupported interfaces (calls will fail): {}",
-            stubbed.join(", ")
-        );
-    }
-    linker
-        .instantiate_pre(component)
-        .with_context(|| format!("component {id:?} cannot be linked"))
 }

@@ -9,8 +9,8 @@
 //! component must name its host (`Host` or an absolute URI).
 
 use crate::access_log::AccessLog;
+use crate::host::{AppServices, ComponentEnv, InstanceState, new_store};
 use crate::manifest::RoutePattern;
-use crate::state::{AppServices, ComponentEnv, InstanceState};
 use bytes::Bytes;
 use http::uri::Authority;
 use http_body_util::{BodyExt, Full};
@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::Result;
-use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -32,6 +31,25 @@ pub const MAX_URI_LEN: usize = 8 * 1024;
 
 /// Paths under it are the host's own, never a component's.
 const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
+
+/// Where a request goes: to a route's component, or answered by the host.
+enum Routed<'a> {
+    To(&'a Route, Request<Incoming>),
+    Answered(Response<HyperOutgoingBody>),
+}
+
+/// What became of a request once a guest had it.
+enum Outcome {
+    /// The guest set a response (or an error code instead).
+    Answered(Result<Response<HyperOutgoingBody>, ErrorCode>),
+    /// The request could not be handed to the guest.
+    Malformed(String),
+    TimedOut,
+    Trapped(wasmtime::Error),
+    /// The guest returned without setting a response.
+    NoResponse,
+    TaskFailed(tokio::task::JoinError),
+}
 
 pub struct HttpComponent {
     pub pre: ProxyPre<InstanceState>,
@@ -96,25 +114,14 @@ impl HttpTrigger {
         resp
     }
 
-    async fn dispatch(&self, mut req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
-        if let Some(name) = req.uri().path().strip_prefix(WELL_KNOWN_PREFIX) {
-            return self.well_known(name);
-        }
-        if req.uri().to_string().len() > MAX_URI_LEN {
-            return json_error(
-                StatusCode::URI_TOO_LONG,
-                "uri_too_long",
-                "the request URL is longer than 8 KiB",
-            );
-        }
-        let Some(route) = self.routes.iter().find(|r| r.pattern.matches(req.uri().path())) else {
-            return json_error(StatusCode::NOT_FOUND, "not_found", "no route matches this path");
+    /// Route, run the guest, turn what it did into a response.
+    async fn dispatch(&self, req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+        let (route, req) = match self.route(req, client) {
+            Routed::To(route, req) => (route, req),
+            Routed::Answered(answer) => return answer,
         };
-        let authority = match authority(&req) {
-            Ok(a) => a,
-            Err(why) => return json_error(StatusCode::BAD_REQUEST, "bad_request", why),
-        };
-        add_spin_headers(&mut req, route, &authority, client);
+        // Closed at shutdown: a request that would wait for an instance then
+        // is answered at once instead.
         let Ok(_permit) = self.instances.clone().acquire_owned().await else {
             return json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -122,16 +129,43 @@ impl HttpTrigger {
                 "the server is shutting down",
             );
         };
-        let component = route.component.clone();
-        let mut store = Store::new(
-            component.pre.engine(),
-            InstanceState::new(component.env.clone(), self.app.clone()),
-        );
-        store.limiter(|s| &mut s.limits);
-        // Yield to tokio every epoch tick so the time limit below can fire
-        // even while the guest computes.
-        store.epoch_deadline_async_yield_and_update(1);
+        let id = route.component.env.id.clone();
+        let outcome = self.run_guest(route.component.clone(), req).await;
+        self.respond(&id, outcome)
+    }
 
+    /// The route a request goes to, with Spin's headers added, or the answer
+    /// the host gives itself (well-known paths, a URL too long, no route, no
+    /// host).
+    fn route(&self, mut req: Request<Incoming>, client: SocketAddr) -> Routed<'_> {
+        if let Some(name) = req.uri().path().strip_prefix(WELL_KNOWN_PREFIX) {
+            return Routed::Answered(self.well_known(name));
+        }
+        if req.uri().to_string().len() > MAX_URI_LEN {
+            return Routed::Answered(json_error(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "the request URL is longer than 8 KiB",
+            ));
+        }
+        let Some(route) = self.routes.iter().find(|r| r.pattern.matches(req.uri().path())) else {
+            return Routed::Answered(json_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no route matches this path",
+            ));
+        };
+        let authority = match authority(&req) {
+            Ok(a) => a,
+            Err(why) => return Routed::Answered(json_error(StatusCode::BAD_REQUEST, "bad_request", why)),
+        };
+        add_spin_headers(&mut req, route, &authority, client);
+        Routed::To(route, req)
+    }
+
+    /// One request in a fresh instance of `component`, within the time limit.
+    async fn run_guest(&self, component: Arc<HttpComponent>, req: Request<Incoming>) -> Outcome {
+        let mut store = new_store(component.pre.engine(), component.env.clone(), self.app.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let prepared = (|| -> Result<_> {
             let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
@@ -140,21 +174,13 @@ impl HttpTrigger {
         })();
         let (incoming, out) = match prepared {
             Ok(p) => p,
-            Err(e) => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    &format!("malformed request: {e}"),
-                );
-            }
+            Err(e) => return Outcome::Malformed(e.to_string()),
         };
-        let limit = self.request_timeout;
-        let id = component.env.id.clone();
         // The guest runs in a task of its own: it may keep streaming the body
         // after the response head is sent, and an idle worker can take it
         // (measured slightly faster than running it inside the connection's
         // task on two cores).
-        let task = tokio::spawn(tokio::time::timeout(limit, async move {
+        let task = tokio::spawn(tokio::time::timeout(self.request_timeout, async move {
             let proxy = component.pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
@@ -162,19 +188,48 @@ impl HttpTrigger {
                 .await
         }));
         if let Ok(answer) = rx.await {
-            return self.answer(&id, answer);
+            return Outcome::Answered(answer);
         }
         // The guest ended (or was stopped) without setting a response.
-        let (status, code, message) = match task.await {
-            Ok(Err(_elapsed)) => {
-                tracing::error!("component {id:?} did not answer within {limit:?}");
+        match task.await {
+            Ok(Err(_elapsed)) => Outcome::TimedOut,
+            Ok(Ok(Err(trap))) => Outcome::Trapped(trap),
+            Ok(Ok(Ok(()))) => Outcome::NoResponse,
+            Err(join) => Outcome::TaskFailed(join),
+        }
+    }
+
+    /// The response for what the guest did; failures are logged here.
+    fn respond(&self, id: &str, outcome: Outcome) -> Response<HyperOutgoingBody> {
+        let (status, code, message) = match outcome {
+            Outcome::Answered(Ok(response)) => return response,
+            Outcome::Answered(Err(code)) => {
+                tracing::error!("component {id:?} answered with an error: {code:?}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the component failed to answer",
+                )
+            }
+            Outcome::Malformed(why) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("malformed request: {why}"),
+                );
+            }
+            Outcome::TimedOut => {
+                tracing::error!(
+                    "component {id:?} did not answer within {:?}",
+                    self.request_timeout
+                );
                 (
                     StatusCode::GATEWAY_TIMEOUT,
                     "timeout",
                     "the component did not answer in time",
                 )
             }
-            Ok(Ok(Err(trap))) => {
+            Outcome::Trapped(trap) => {
                 tracing::error!("component {id:?} failed: {trap:?}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -182,7 +237,7 @@ impl HttpTrigger {
                     "the component failed",
                 )
             }
-            Ok(Ok(Ok(()))) => {
+            Outcome::NoResponse => {
                 tracing::error!("component {id:?} returned without a response");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,7 +245,7 @@ impl HttpTrigger {
                     "the component gave no response",
                 )
             }
-            Err(join) => {
+            Outcome::TaskFailed(join) => {
                 tracing::error!("component {id:?} task failed: {join}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -216,21 +271,6 @@ impl HttpTrigger {
                 "no such /.well-known/spin/ path",
             ),
         }
-    }
-
-    fn answer(
-        &self,
-        id: &str,
-        answer: Result<Response<HyperOutgoingBody>, ErrorCode>,
-    ) -> Response<HyperOutgoingBody> {
-        answer.unwrap_or_else(|code| {
-            tracing::error!("component {id:?} answered with an error: {code:?}");
-            json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the component failed to answer",
-            )
-        })
     }
 }
 

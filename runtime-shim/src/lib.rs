@@ -8,25 +8,20 @@
 //! delivers messages, each in a fresh instance.
 
 mod access_log;
-mod allowed_hosts;
-mod bindings;
+pub mod allowed_hosts;
 mod engine;
-mod guest_log;
+mod host;
 mod http_trigger;
-mod kv_host;
 mod locked;
 pub mod manifest;
 pub mod oci;
-mod redis_host;
 mod redis_trigger;
 pub mod runtime_config;
-mod state;
-mod unsupported;
 pub mod variables;
 
+use host::{AppServices, ComponentEnv};
 use http_trigger::{HttpComponent, HttpTrigger, Route};
 use redis_trigger::{RedisComponent, Subscriber};
-use state::{AppServices, ComponentEnv};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -94,7 +89,7 @@ pub struct UpOptions {
 }
 
 pub use engine::CompileCache;
-pub use state::MAX_INSTANCE_MEMORY;
+pub use host::MAX_INSTANCE_MEMORY;
 
 /// Loads the app and serves it until `shutdown` resolves, then drains.
 pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -129,10 +124,10 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         } else {
             compiled += 1
         }
-        let pre = engine::instance_pre(&engine, &component, id)?;
+        let pre = host::instance_pre(&engine, &component, id)?;
         let env = Arc::new(ComponentEnv {
             id: id.clone(),
-            allowed_hosts: allowed_hosts::AllowedHosts::parse(&c.allowed_outbound_hosts)?,
+            allowed_hosts: c.allowed_outbound_hosts.clone(),
             key_value_stores: c.key_value_stores.clone(),
             variables: c.variables.clone(),
         });
@@ -168,7 +163,7 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
     let mut subscribers: HashMap<String, Subscriber> = HashMap::new();
     for s in &app.redis_subscriptions {
         let (pre, env) = &pres[&s.component];
-        let handler = bindings::redis_handler::RedisHandlerPre::new(pre.clone()).with_context(|| {
+        let handler = host::RedisHandlerPre::new(pre.clone()).with_context(|| {
             format!(
                 "component {:?} is used by [[trigger.redis]] but does not export fermyon:spin/inbound-redis",
                 s.component
@@ -199,9 +194,17 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         )
     })?;
     let local = listener.local_addr()?;
-    for sub in subscribers.into_values() {
-        tokio::spawn(sub.run());
-    }
+    // Told to stop at shutdown; each finishes the message in hand first.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let subscribers: Vec<_> = subscribers
+        .into_values()
+        .map(|sub| {
+            (
+                host::redact(&sub.address),
+                tokio::spawn(sub.run(stopping.clone())),
+            )
+        })
+        .collect();
     let trigger = Arc::new(HttpTrigger {
         routes,
         app: services,
@@ -213,14 +216,52 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(
         app = app.name,
         address = %local,
-        "app {:?} ready on http://{local} in {} ms ({compiled} component(s) compiled, {cached} from cache)",
+        "app {:?}{}{local} in {} ms ({compiled} component(s) compiled, {cached} from cache)",
         app.name,
+        log_format::milestones::READY,
         started.elapsed().as_millis()
     );
     if trigger.routes.is_empty() {
         tracing::info!("no HTTP routes; only Redis triggers run");
     }
-    serve(listener, trigger, &opts, shutdown).await
+    let graceful = serve(listener, trigger.clone(), &opts, shutdown).await?;
+    drain(graceful, &trigger, stop, subscribers, opts.drain_timeout).await;
+    Ok(())
+}
+
+/// Shutdown, within `limit` in all: the Redis triggers take no new message
+/// and requests still waiting for an instance are refused (503
+/// `shutting_down`); requests and messages in flight are finished, and any
+/// still running at the limit are given up, with a line saying so.
+async fn drain(
+    graceful: hyper_util::server::graceful::GracefulShutdown,
+    trigger: &HttpTrigger,
+    stop: tokio::sync::watch::Sender<bool>,
+    subscribers: Vec<(String, tokio::task::JoinHandle<()>)>,
+    limit: Duration,
+) {
+    trigger.log.flush();
+    tracing::info!("shutting down; waiting up to {limit:?} for requests and messages in flight");
+    let deadline = tokio::time::Instant::now() + limit;
+    let _ = stop.send(true);
+    trigger.instances.close();
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some requests were still running after {limit:?}; stopping anyway");
+    }
+    for (address, task) in subscribers {
+        let abort = task.abort_handle();
+        if tokio::time::timeout_at(deadline, task).await.is_err() {
+            abort.abort();
+            tracing::warn!(
+                address,
+                "redis trigger at {address}: a message was still being handled after {limit:?}; it is lost"
+            );
+        }
+    }
+    trigger.log.flush();
 }
 
 /// The app of `opts.source`, only the components `--component-id` keeps,
@@ -257,12 +298,14 @@ async fn load_app(opts: &UpOptions) -> Result<manifest::App> {
 /// Bytes of request head one connection may buffer.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// Accepts connections until `shutdown` resolves; the connections still
+/// open are then left to drain through the returned handle.
 async fn serve(
     listener: tokio::net::TcpListener,
     trigger: Arc<HttpTrigger>,
     opts: &UpOptions,
     shutdown: impl Future<Output = ()>,
-) -> Result<()> {
+) -> Result<hyper_util::server::graceful::GracefulShutdown> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(opts.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -304,21 +347,5 @@ async fn serve(
             drop(permit);
         });
     }
-    drop(listener);
-    trigger.log.flush();
-    tracing::info!(
-        "shutting down; waiting up to {:?} for requests in flight",
-        opts.drain_timeout
-    );
-    if tokio::time::timeout(opts.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "some requests were still running after {:?}; stopping anyway",
-            opts.drain_timeout
-        );
-    }
-    trigger.log.flush();
-    Ok(())
+    Ok(graceful)
 }

@@ -73,6 +73,10 @@ enum Command {
         /// Limit of one Redis message's handler, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         message_timeout_ms: u64,
+        /// On SIGTERM/SIGINT, how long requests and Redis messages in flight
+        /// may still run, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        drain_timeout_ms: u64,
         /// Directory of the compiled-component cache.
         #[arg(long, env = "RUNTIME_SHIM_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
         variables,
         request_timeout_ms,
         message_timeout_ms,
+        drain_timeout_ms,
         cache_dir,
         no_cache,
         max_connections,
@@ -173,7 +178,7 @@ fn main() -> ExitCode {
         } else {
             cache_dir.or_else(CompileCache::default_dir)
         },
-        drain_timeout: Duration::from_secs(10),
+        drain_timeout: Duration::from_millis(drain_timeout_ms),
         max_connections,
         header_read_timeout: Duration::from_millis(header_read_timeout_ms),
         access_log: !quiet,

@@ -4,6 +4,7 @@
 //! at start-up with its name instead of being silently ignored. Templates
 //! (`{{ name }}`) are resolved here once, against the app's variables.
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::variables::{Resolver, VariableDecl};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -26,6 +27,10 @@ struct RawManifest {
     component: BTreeMap<String, RawComponent>,
 }
 
+#[expect(
+    dead_code,
+    reason = "description and authors are accepted as Spin documents them; nothing reads them"
+)]
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct RawApplication {
@@ -33,10 +38,8 @@ struct RawApplication {
     #[serde(default)]
     version: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     description: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     authors: Vec<String>,
     #[serde(default)]
     trigger: RawAppTriggers,
@@ -64,6 +67,7 @@ struct RawTriggers {
     redis: Vec<RawRedisTrigger>,
 }
 
+#[expect(dead_code, reason = "a trigger's id is accepted; routes need no name")]
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct RawHttpTrigger {
@@ -72,10 +76,10 @@ struct RawHttpTrigger {
     /// The id of a `[component.<id>]`.
     component: String,
     #[serde(default)]
-    #[allow(dead_code)]
     id: Option<String>,
 }
 
+#[expect(dead_code, reason = "a trigger's id is accepted; subscriptions need no name")]
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct RawRedisTrigger {
@@ -84,17 +88,19 @@ struct RawRedisTrigger {
     address: Option<String>,
     component: String,
     #[serde(default)]
-    #[allow(dead_code)]
     id: Option<String>,
 }
 
+#[expect(
+    dead_code,
+    reason = "description and `spin build` settings are accepted; runtime-shim does not build"
+)]
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct RawComponent {
     /// A path to a `.wasm` file, relative to the manifest.
     source: String,
     #[serde(default)]
-    #[allow(dead_code)]
     description: Option<String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
@@ -104,20 +110,17 @@ struct RawComponent {
     variables: BTreeMap<String, String>,
     /// `spin build` instructions; the shim does not build, but accepts them.
     #[serde(default)]
-    #[allow(dead_code)]
     build: Option<RawBuild>,
 }
 
+#[expect(dead_code, reason = "`spin build` settings are accepted, not run")]
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct RawBuild {
-    #[allow(dead_code)]
     command: toml::Value,
     #[serde(default)]
-    #[allow(dead_code)]
     workdir: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     watch: Vec<String>,
 }
 
@@ -205,7 +208,7 @@ pub struct App {
 pub struct ComponentConfig {
     pub id: String,
     pub source: Source,
-    pub allowed_outbound_hosts: Vec<String>,
+    pub allowed_outbound_hosts: AllowedHosts,
     pub key_value_stores: Vec<String>,
     pub variables: BTreeMap<String, String>,
 }
@@ -373,16 +376,10 @@ impl App {
             let allowed_outbound_hosts = c
                 .allowed_outbound_hosts
                 .iter()
-                .map(|h| {
-                    resolver
-                        .resolve(h)
-                        .with_context(|| ctx("in allowed_outbound_hosts"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            for h in &allowed_outbound_hosts {
-                crate::allowed_hosts::AllowedHost::parse(h)
-                    .with_context(|| ctx("in allowed_outbound_hosts"))?;
-            }
+                .map(|h| resolver.resolve(h))
+                .collect::<Result<Vec<_>>>()
+                .and_then(|hosts| AllowedHosts::parse(&hosts))
+                .with_context(|| ctx("in allowed_outbound_hosts"))?;
             let mut variables = BTreeMap::new();
             for (k, v) in &c.variables {
                 crate::variables::check_name(k).with_context(|| ctx("in [component.variables]"))?;
@@ -464,11 +461,6 @@ impl App {
             http_routes,
             redis_subscriptions,
         })
-    }
-
-    /// The component serving `path`, if any.
-    pub fn route(&self, path: &str) -> Option<&HttpRoute> {
-        self.http_routes.iter().find(|r| r.pattern.matches(path))
     }
 }
 

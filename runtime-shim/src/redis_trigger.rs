@@ -11,15 +11,13 @@
 //! gets one message with an empty payload on each of its channels: the hint
 //! to catch up that Spin cannot give (its trigger never resubscribes).
 
-use crate::bindings::redis_handler::RedisHandlerPre;
-use crate::redis_host::redact;
-use crate::state::{AppServices, ComponentEnv, InstanceState};
+use crate::host::{AppServices, ComponentEnv, InstanceState, new_store};
+use crate::host::{RedisHandlerPre, redact};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
-use wasmtime::Store;
+use tokio::sync::{Semaphore, watch};
 
 const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -28,6 +26,19 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connecting and subscribing, together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a subscription ended.
+enum Ended {
+    /// Shutdown.
+    Stopped,
+    /// The connection was lost: why.
+    Lost(String),
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
 
 pub struct RedisComponent {
     pub pre: RedisHandlerPre<InstanceState>,
@@ -45,15 +56,17 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Runs until the process ends.
-    pub async fn run(self) {
+    /// Runs until `stop` turns true; a message being handled then is
+    /// finished first.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut delay = BACKOFF_INITIAL;
         let mut resubscribing = false;
         loop {
-            match self.subscribe_and_serve(resubscribing).await {
+            let address = redact(&self.address);
+            match self.subscribe_and_serve(resubscribing, &mut stop).await {
+                Ok(Ended::Stopped) => return,
                 // It was subscribed: start over with short delays.
-                Ok(lost) => {
-                    let address = redact(&self.address);
+                Ok(Ended::Lost(lost)) => {
                     tracing::warn!(
                         address,
                         reason = lost,
@@ -62,21 +75,25 @@ impl Subscriber {
                     delay = BACKOFF_INITIAL;
                     resubscribing = true;
                 }
-                Err(e) => {
-                    let address = redact(&self.address);
-                    tracing::warn!(address, "redis trigger cannot subscribe at {address}: {e}")
-                }
+                Err(e) => tracing::warn!(address, "redis trigger cannot subscribe at {address}: {e}"),
             }
             // Jittered so that many instances do not reconnect in lockstep.
             let jitter = rand::random_range(0..=delay.as_millis() as u64 / 2);
-            tokio::time::sleep(delay / 2 + Duration::from_millis(jitter)).await;
+            tokio::select! {
+                _ = stopped(&mut stop) => return,
+                _ = tokio::time::sleep(delay / 2 + Duration::from_millis(jitter)) => {}
+            }
             delay = (delay * 2).min(BACKOFF_MAX);
         }
     }
 
-    /// Subscribes and handles messages until the connection is lost;
-    /// returns why. `Err` when it could not subscribe at all.
-    async fn subscribe_and_serve(&self, resubscribing: bool) -> wasmtime::Result<String> {
+    /// Subscribes and handles messages until the connection is lost or
+    /// `stop` turns true. `Err` when it could not subscribe at all.
+    async fn subscribe_and_serve(
+        &self,
+        resubscribing: bool,
+        stop: &mut watch::Receiver<bool>,
+    ) -> wasmtime::Result<Ended> {
         let client = redis::Client::open(self.address.as_str())?;
         let subscribe = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -85,12 +102,15 @@ impl Subscriber {
             }
             Ok::<_, redis::RedisError>(pubsub)
         };
-        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, subscribe)
-            .await
-            .map_err(|_| wasmtime::format_err!("no answer within {CONNECT_TIMEOUT:?}"))??;
+        let pubsub = tokio::select! {
+            _ = stopped(stop) => return Ok(Ended::Stopped),
+            subscribed = tokio::time::timeout(CONNECT_TIMEOUT, subscribe) => subscribed
+                .map_err(|_| wasmtime::format_err!("no answer within {CONNECT_TIMEOUT:?}"))??,
+        };
         let names: Vec<&str> = self.channels.keys().map(String::as_str).collect();
         let address = redact(&self.address);
-        tracing::info!(address, channels = ?names, "redis trigger subscribed to {names:?} at {address}");
+        let subscribed = log_format::milestones::SUBSCRIBED;
+        tracing::info!(address, channels = ?names, "{subscribed}{names:?} at {address}");
         if resubscribing {
             for (channel, components) in &self.channels {
                 for component in components {
@@ -102,10 +122,13 @@ impl Subscriber {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A message is handled outside the select: `stop` is seen only
+            // between messages, so the one in hand is always finished.
             tokio::select! {
+                _ = stopped(stop) => return Ok(Ended::Stopped),
                 msg = messages.next() => {
                     let Some(msg) = msg else {
-                        return Ok("the connection closed".into());
+                        return Ok(Ended::Lost("the connection closed".into()));
                     };
                     let channel = msg.get_channel_name().to_string();
                     let payload = msg.get_payload_bytes().to_vec();
@@ -116,8 +139,8 @@ impl Subscriber {
                 _ = ping.tick() => {
                     match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
                         Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Ok(format!("PING failed: {e}")),
-                        Err(_) => return Ok(format!("no answer to PING within {PING_TIMEOUT:?}")),
+                        Ok(Err(e)) => return Ok(Ended::Lost(format!("PING failed: {e}"))),
+                        Err(_) => return Ok(Ended::Lost(format!("no answer to PING within {PING_TIMEOUT:?}"))),
                     }
                 }
             }
@@ -128,14 +151,15 @@ impl Subscriber {
     /// handled in arrival order; a slow handler is cut off by the timeout.
     async fn deliver(&self, component: Arc<RedisComponent>, channel: &str, payload: Vec<u8>) {
         let Ok(_permit) = self.instances.acquire().await else {
+            let id = &component.env.id;
+            tracing::warn!(
+                component = id,
+                channel,
+                "shutting down: a message on {channel:?} was not handed to component {id:?}"
+            );
             return;
         };
-        let mut store = Store::new(
-            component.pre.engine(),
-            InstanceState::new(component.env.clone(), self.app.clone()),
-        );
-        store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_async_yield_and_update(1);
+        let mut store = new_store(component.pre.engine(), component.env.clone(), self.app.clone());
         let id = &component.env.id;
         let call = async {
             let handler = component.pre.instantiate_async(&mut store).await?;

@@ -23,10 +23,8 @@ pub struct VariableDecl {
     pub required: bool,
     /// Never printed; the shim logs no variable values at all.
     #[serde(default)]
-    #[allow(dead_code)]
     pub secret: bool,
     #[serde(default)]
-    #[allow(dead_code)]
     pub description: Option<String>,
 }
 
@@ -237,26 +235,6 @@ impl Resolver {
         }
         out.push_str(rest);
         Ok(out)
-    }
-}
-
-/// `fermyon:spin/variables@2.0.0`: a component reads its own
-/// `[component.<id>.variables]`, resolved at start-up.
-impl crate::bindings::variables::Host for crate::state::InstanceState {
-    async fn get(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<Result<String, crate::bindings::variables::Error>> {
-        use crate::bindings::variables::Error;
-        if crate::variables::check_name(&name).is_err() {
-            return Ok(Err(Error::InvalidName(name)));
-        }
-        Ok(self
-            .env
-            .variables
-            .get(&name)
-            .cloned()
-            .ok_or(Error::Undefined(name)))
     }
 }
 

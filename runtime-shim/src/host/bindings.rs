@@ -5,8 +5,8 @@ wasmtime::component::bindgen!({
     world: "forex:runtime-shim/host",
     imports: { default: async | trappable },
     with: {
-        "fermyon:spin/redis@2.0.0.connection": crate::redis_host::RedisConnection,
-        "fermyon:spin/key-value@2.0.0.store": crate::kv_host::KvStoreHandle,
+        "fermyon:spin/redis@2.0.0.connection": crate::host::redis::RedisConnection,
+        "fermyon:spin/key-value@2.0.0.store": crate::host::kv::KvStoreHandle,
     },
 });
 
@@ -21,4 +21,4 @@ pub mod redis_handler {
 
 pub use fermyon::spin2_0_0::{key_value, redis, variables};
 
-impl redis_handler::fermyon::spin::redis_types::Host for crate::state::InstanceState {}
+impl redis_handler::fermyon::spin::redis_types::Host for super::InstanceState {}

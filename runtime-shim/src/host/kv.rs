@@ -2,9 +2,9 @@
 //! app, shared by every component that lists it in `key_value_stores` (Spin's
 //! per-instance cache). Components that do not list it get `access-denied`.
 
-use crate::bindings::key_value::{self, Error, HostStore};
+use super::bindings::key_value::{self, Error, HostStore};
+use super::state::InstanceState;
 use crate::manifest::DEFAULT_STORE;
-use crate::state::InstanceState;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use wasmtime::component::Resource;

@@ -14,8 +14,8 @@
 //! retried, since it may have taken effect. Errors name the cause and the
 //! address, never its credentials.
 
-use crate::bindings::redis::{self, Error, RedisParameter, RedisResult};
-use crate::state::InstanceState;
+use super::bindings::redis::{self, Error, RedisParameter, RedisResult};
+use super::state::InstanceState;
 use ::redis::aio::MultiplexedConnection;
 use redis::HostConnection;
 use std::collections::HashMap;
