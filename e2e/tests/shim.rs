@@ -663,6 +663,44 @@ fn sigterm_drains_and_exits_zero() {
     shim.assert_logged("shutting down");
 }
 
+/// At SIGTERM a request still waiting for an instance is answered at once
+/// with the JSON 503 `shutting_down`, while the one holding the instance
+/// finishes.
+#[test]
+fn at_sigterm_a_request_waiting_for_an_instance_gets_shutting_down() {
+    let valkey = Valkey::start();
+    let dir = TempDir::new("term-waiting");
+    let m = manifest(&dir, &probe_app(&format!("redis://{}", valkey.host())));
+    let mut args = vars(&[("redis_url", &valkey.url())]);
+    args.extend(["--max-instances".to_string(), "1".to_string()]);
+    let mut shim = Edge::start_on(&Host::Shim, &m, &args).unwrap_or_else(|l| panic!("{l}"));
+    let addr = shim.addr();
+    let holder = std::thread::spawn(move || http::get(addr, "/sleep?ms=2000"));
+    std::thread::sleep(Duration::from_millis(300));
+    let waiter = std::thread::spawn(move || http::get(addr, "/x"));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = shim
+        .terminate(Duration::from_secs(15))
+        .expect("exits after SIGTERM");
+
+    let waited = waiter.join().unwrap();
+    assert_eq!(waited.status, 503, "{}", waited.text());
+    assert_eq!(
+        waited.json()["error"]["code"],
+        "shutting_down",
+        "{}",
+        waited.text()
+    );
+    let held = holder.join().unwrap();
+    assert_eq!(
+        (held.status, held.text().as_str()),
+        (200, "slept 2000 ms"),
+        "{}",
+        shim.log()
+    );
+    assert!(status.success(), "{status:?}\n{}", shim.log());
+}
+
 /// At SIGTERM the Redis trigger takes no new message but finishes the one in
 /// hand; one that outlasts `--drain-timeout-ms` is given up, with a line
 /// saying so, and the process still exits 0.

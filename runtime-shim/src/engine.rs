@@ -19,8 +19,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Bytes of each memory and table kept resident between instances.
 const KEEP_RESIDENT: usize = 4 << 20;
 
-/// Most instances alive at once (requests in flight plus Redis messages).
+/// Instances the pooling allocator has room for.
 pub const MAX_INSTANCES: u32 = 256;
+/// Most instances the triggers keep alive at once (requests in flight plus
+/// Redis messages): the pool less a margin, so it is never exhausted.
+pub const MAX_LIVE_INSTANCES: usize = MAX_INSTANCES as usize - 16;
 
 pub fn new_engine() -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();

@@ -80,6 +80,9 @@ pub struct UpOptions {
     pub drain_timeout: Duration,
     /// Most client connections served at once; more wait in the backlog.
     pub max_connections: usize,
+    /// Most instances alive at once (requests plus Redis messages); more
+    /// wait. At most [`MAX_LIVE_INSTANCES`].
+    pub max_instances: usize,
     /// An idle or slow client must send its request headers within this time.
     pub header_read_timeout: Duration,
     pub access_log: bool,
@@ -88,12 +91,15 @@ pub struct UpOptions {
     pub log_format: log_format::LogFormat,
 }
 
-pub use engine::CompileCache;
+pub use engine::{CompileCache, MAX_LIVE_INSTANCES};
 pub use host::MAX_INSTANCE_MEMORY;
 
 /// Loads the app and serves it until `shutdown` resolves, then drains.
 pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
     let started = Instant::now();
+    if !(1..=MAX_LIVE_INSTANCES).contains(&opts.max_instances) {
+        wasmtime::bail!("--max-instances must be from 1 to {MAX_LIVE_INSTANCES}");
+    }
     if let Some(path) = &opts.runtime_config {
         let config = runtime_config::load(path)?;
         if let Some(store) = config.unused_store_path {
@@ -134,7 +140,7 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         pres.insert(id.clone(), (pre, env));
     }
 
-    let instances = Arc::new(Semaphore::new(engine::MAX_INSTANCES as usize - 16));
+    let instances = Arc::new(Semaphore::new(opts.max_instances));
     let mut routes = Vec::new();
     let mut http_components: HashMap<String, Arc<HttpComponent>> = HashMap::new();
     for r in &app.http_routes {

@@ -86,6 +86,10 @@ enum Command {
         /// Most client connections at once; more wait in the listen backlog.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// Most component instances alive at once (requests in flight plus
+        /// Redis messages; each may use up to 64 MiB); more wait for one.
+        #[arg(long, default_value_t = runtime_shim::MAX_LIVE_INSTANCES)]
+        max_instances: usize,
         /// A client must send a request's headers within this time, in
         /// milliseconds (idle keep-alive connections are closed after it too).
         #[arg(long, default_value_t = 10_000)]
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
         cache_dir,
         no_cache,
         max_connections,
+        max_instances,
         header_read_timeout_ms,
         quiet,
         log_format,
@@ -180,6 +185,7 @@ fn main() -> ExitCode {
         },
         drain_timeout: Duration::from_millis(drain_timeout_ms),
         max_connections,
+        max_instances,
         header_read_timeout: Duration::from_millis(header_read_timeout_ms),
         access_log: !quiet,
         log_format,
