@@ -485,6 +485,47 @@ mod tests {
         assert!(RoutePattern::parse("/users/:id").is_err());
     }
 
+    #[test]
+    fn component_ids_keep_their_components_and_triggers_as_spin_does() {
+        let mut d = Declared::default();
+        for id in ["web", "sync"] {
+            d.components.insert(
+                id.into(),
+                DeclaredComponent {
+                    source: Source::File(id.into()),
+                    allowed_outbound_hosts: vec![],
+                    key_value_stores: vec![],
+                    variables: BTreeMap::new(),
+                },
+            );
+        }
+        d.http_triggers.push(DeclaredHttp {
+            route: "/...".into(),
+            component: "web".into(),
+        });
+        d.redis_triggers.push(DeclaredRedis {
+            channel: "ch".into(),
+            address: None,
+            component: "sync".into(),
+        });
+
+        let mut all = d.clone();
+        all.retain_components(&[]).unwrap();
+        assert_eq!(all.components.len(), 2);
+
+        let mut web = d.clone();
+        web.retain_components(&["web".into()]).unwrap();
+        assert_eq!(web.components.keys().collect::<Vec<_>>(), ["web"]);
+        assert_eq!(web.http_triggers.len(), 1);
+        assert!(web.redis_triggers.is_empty());
+
+        let e = d.retain_components(&["web".into(), "nope".into()]).unwrap_err();
+        assert!(
+            format!("{e}").contains("--component-id \"nope\": the app has no such component"),
+            "{e}"
+        );
+    }
+
     const SAMPLE: &str = r#"
 spin_manifest_version = 2
 [application]
