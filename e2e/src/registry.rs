@@ -1,6 +1,7 @@
 //! A local OCI registry: Debian's `docker-registry` (the CNCF distribution
-//! registry) on a free loopback port, plain HTTP, its storage in a scratch
-//! directory; nothing in its configuration reaches the network.
+//! registry) on a free loopback port, plain HTTP (or HTTPS beside another,
+//! sharing its storage), its storage in a scratch directory; nothing in its
+//! configuration reaches the network.
 
 use crate::http::{self, Response};
 use crate::procs::{Proc, TempDir, eventually, free_port, repo_root};
@@ -13,14 +14,42 @@ pub struct Registry {
     pub port: u16,
     proc: Proc,
     dir: TempDir,
+    storage: std::path::PathBuf,
 }
 
 impl Registry {
     /// Starts it and waits until `/v2/` answers (panics after 10 s).
     pub fn start() -> Registry {
         let dir = TempDir::new("registry");
-        let port = free_port();
         let storage = dir.path().join("storage");
+        let registry = Registry::spawn(dir, &storage, "");
+        eventually(Duration::from_secs(10), || {
+            registry.get("/v2/", &[]).filter(|r| r.status == 200)
+        })
+        .unwrap_or_else(|| panic!("docker-registry did not start:\n{}", registry.proc.log()));
+        registry
+    }
+
+    /// A second registry over HTTPS (`cert` and `key`, PEM files) serving
+    /// what `other` stores; waits until it accepts connections.
+    pub fn start_tls_beside(other: &Registry, cert: &Path, key: &Path) -> Registry {
+        let tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        );
+        let registry = Registry::spawn(TempDir::new("registry-tls"), other.storage(), &tls);
+        eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", registry.port)).ok()
+        })
+        .unwrap_or_else(|| panic!("docker-registry (TLS) did not start:\n{}", registry.proc.log()));
+        registry
+    }
+
+    /// `docker-registry serve` on a free loopback port, its storage at
+    /// `storage`, with `http` appended to its `http:` section.
+    fn spawn(dir: TempDir, storage: &Path, http: &str) -> Registry {
+        let port = free_port();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
@@ -29,7 +58,7 @@ impl Registry {
                  log:\n  level: info\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
+                 http:\n  addr: 127.0.0.1:{port}\n{http}",
                 storage.display()
             ),
         )
@@ -38,12 +67,17 @@ impl Registry {
             Command::new("docker-registry").arg("serve").arg(&config),
             dir.path().join("registry.log"),
         );
-        let registry = Registry { port, proc, dir };
-        eventually(Duration::from_secs(10), || {
-            registry.get("/v2/", &[]).filter(|r| r.status == 200)
-        })
-        .unwrap_or_else(|| panic!("docker-registry did not start:\n{}", registry.proc.log()));
-        registry
+        Registry {
+            port,
+            proc,
+            dir,
+            storage: storage.to_path_buf(),
+        }
+    }
+
+    /// Where blobs and manifests are kept.
+    pub fn storage(&self) -> &Path {
+        &self.storage
     }
 
     /// `GET target` with `headers`; `None` when the registry does not answer.

@@ -3,15 +3,16 @@
 //! registry (`make push`), then runtime-shim starts with the arguments,
 //! environment and runtime config that spin-operator v0.6.1 gives the
 //! container for the SpinApp of manifests/base/forex-edge.yaml, pulls the app
-//! and serves it. Start-up failures of the pull are checked one by one.
+//! and serves it. Start-up failures of the pull are checked one by one, and a
+//! pull over HTTPS trusts only the CA it is given.
 //!
 //! The container is derived from the manifests here, the way the operator's
 //! controller derives it; the only substitutions are the ones a test on
 //! loopback needs, each named where it is made.
 //!
-//! Needs a real Spin (`SPIN` or `spin` on PATH) and `docker-registry`;
-//! without either, each test says so in one line and passes. The Wasm must be
-//! built (`make wasm`).
+//! Needs a real Spin (`SPIN` or `spin` on PATH) and `docker-registry` (and
+//! `openssl` for the HTTPS test); without one, each test says so in one line
+//! and passes. The Wasm must be built (`make wasm`).
 
 use e2e::http;
 use e2e::{
@@ -21,7 +22,7 @@ use e2e::{
 use serde_norway::Value;
 use shared::{Pair, Snapshot};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
@@ -412,8 +413,8 @@ fn bad_pulls_fail_start_up_clearly() {
     let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
     let hex = layer.strip_prefix("sha256:").unwrap();
     let data = registry
-        .dir()
-        .join("storage/docker/registry/v2/blobs/sha256")
+        .storage()
+        .join("docker/registry/v2/blobs/sha256")
         .join(&hex[..2])
         .join(hex)
         .join("data");
@@ -434,4 +435,146 @@ fn bad_pulls_fail_start_up_clearly() {
         "{log}"
     );
     assert!(!log.contains(SHIM_READY), "{log}");
+}
+
+/// A CA of the test's own and a certificate for 127.0.0.1 it signed, in
+/// `dir`: `ca.pem`, `server.pem`, `server.key`. `None` without openssl.
+fn test_pki(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output();
+        match out {
+            Ok(o) if o.status.success() => Some(()),
+            Ok(o) => panic!("openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(_) => None,
+        }
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=forex test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ][..],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        &[
+            &["req"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ][..],
+        ]
+        .concat(),
+    )?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+    ])?;
+    Some((dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key")))
+}
+
+/// HTTPS, as production pulls from a public registry: the pushed app served
+/// by a second registry over TLS with a certificate from the test's own CA.
+/// runtime-shim trusts it through `SSL_CERT_FILE` (in a pod, the bundle
+/// spin-operator mounts) and pulls over HTTPS; with only the system's CAs
+/// the certificate is refused, and the plain-HTTP retry a loopback registry
+/// gets meets a TLS server: both reasons are given.
+#[test]
+fn pulls_over_https_trusting_only_the_ca_it_is_given() {
+    let Some(spin) = e2e::spin_and_registry("executor") else {
+        return;
+    };
+    let pki = TempDir::new("registry-pki");
+    let Some((ca, cert, key)) = test_pki(pki.path()) else {
+        eprintln!("executor: no openssl on PATH: skipped");
+        return;
+    };
+    let plain = Registry::start();
+    let digest = plain.push_app(&spin, &plain.reference("forex-edge:0.1.0")).digest;
+    let tls = Registry::start_tls_beside(&plain, &cert, &key);
+    let image = format!("{}@{digest}", tls.reference("forex-edge:0.1.0"));
+    let valkey = Valkey::start();
+    let scratch = TempDir::new("executor-tls");
+    let attempt = |n: usize, trust: Option<&Path>| {
+        let mut args: Vec<String> = ["up", "--listen"].map(String::from).to_vec();
+        args.push(format!("127.0.0.1:{}", free_port()));
+        args.extend(["-f".to_string(), image.clone()]);
+        let mut env = vec![
+            ("SPIN_VARIABLE_VALKEY_URL".to_string(), valkey.url()),
+            ("SPIN_VARIABLE_VALKEY_HOST".to_string(), valkey.host()),
+            (
+                "RUNTIME_SHIM_CACHE_DIR".to_string(),
+                scratch.path().join(format!("cache-{n}")).display().to_string(),
+            ),
+        ];
+        if let Some(ca) = trust {
+            env.push(("SSL_CERT_FILE".to_string(), ca.display().to_string()));
+        }
+        start(&args, &env)
+    };
+
+    let mut trusted = attempt(0, Some(&ca));
+    trusted
+        .outcome()
+        .unwrap_or_else(|status| panic!("did not start ({status:?}):\n{}", trusted.proc.log()));
+    let log = trusted.proc.log();
+    assert!(
+        log.contains(&format!("pulled {image} ({digest}): 4 blob(s) fetched")),
+        "{log}"
+    );
+    assert!(!log.contains("no HTTPS"), "fell back to plain HTTP:\n{log}");
+
+    let log = attempt(1, None).failure();
+    assert!(
+        log.contains("Client sent an HTTP request to an HTTPS server"),
+        "{log}"
+    );
+    assert!(
+        log.contains("and over HTTPS: cannot reach the registry at 127.0.0.1:")
+            && log.contains("invalid peer certificate: UnknownIssuer"),
+        "{log}"
+    );
 }

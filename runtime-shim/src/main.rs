@@ -38,8 +38,8 @@ enum Command {
         /// ghcr.io/org/app:1.0 or ...@sha256:<digest>.
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
         from: String,
-        /// Pull over plain HTTP (registries on 127.0.0.1, [::1] or localhost
-        /// always are).
+        /// Pull over plain HTTP (a registry on 127.0.0.1, [::1] or localhost
+        /// gets it anyway when it does not speak HTTPS).
         #[arg(short = 'k', long)]
         insecure: bool,
         /// Spin runtime config: [[config_provider]] of type env and

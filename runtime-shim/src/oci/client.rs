@@ -1,5 +1,6 @@
-//! The registry side of a pull: `GET`s over HTTP/1.1, with TLS unless the
-//! registry is on loopback or `--insecure` is given, anonymous bearer tokens
+//! The registry side of a pull: `GET`s over HTTP/1.1 with TLS (plain HTTP
+//! with `--insecure`; on loopback, TLS first and plain HTTP when the registry
+//! does not speak it, as Docker does for localhost), anonymous bearer tokens
 //! when the registry asks for one (as ghcr.io and Docker Hub do even for
 //! public images), and redirects (blob downloads often move to a CDN).
 //!
@@ -24,9 +25,20 @@ const MAX_REDIRECTS: usize = 5;
 /// Where spin-operator mounts the CA bundle (and Debian keeps its own).
 const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// How to speak to a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Https,
+    Http,
+    /// HTTPS, and plain HTTP from the first time HTTPS cannot be spoken.
+    HttpsThenHttp,
+}
+
 pub struct Client {
     /// `http` or `https`.
     scheme: &'static str,
+    /// Whether a failed HTTPS connection may be retried, once, in plain HTTP.
+    may_fall_back: bool,
     /// `host[:port]` of the registry's API.
     host: String,
     repository: String,
@@ -45,10 +57,16 @@ pub enum Refusal {
 }
 
 impl Client {
-    pub fn new(host: &str, repository: &str, plain_http: bool) -> Result<Client> {
-        let tls = if plain_http { None } else { Some(tls_connector()?) };
+    pub fn new(host: &str, repository: &str, transport: Transport) -> Result<Client> {
+        let tls = match transport {
+            Transport::Https => Some(tls_connector()?),
+            Transport::Http => None,
+            // Without a CA bundle, straight to plain HTTP.
+            Transport::HttpsThenHttp => tls_connector().ok(),
+        };
         Ok(Client {
-            scheme: if plain_http { "http" } else { "https" },
+            scheme: if tls.is_some() { "https" } else { "http" },
+            may_fall_back: transport == Transport::HttpsThenHttp && tls.is_some(),
             host: host.to_string(),
             repository: repository.to_string(),
             tls,
@@ -65,7 +83,40 @@ impl Client {
         accept: &str,
         max: usize,
     ) -> Result<std::result::Result<(HeaderMap, Bytes), Refusal>> {
-        let first: Uri = format!("{}://{}/v2/{}/{path}", self.scheme, self.host, self.repository)
+        let first = self.get_over(self.scheme, path, accept, max).await;
+        let fall_back = std::mem::take(&mut self.may_fall_back);
+        match first {
+            Err(https) if fall_back => {
+                tracing::info!(
+                    "{}: no HTTPS ({https:#}); plain HTTP, as for any registry on loopback",
+                    self.host
+                );
+                self.scheme = "http";
+                // When plain HTTP fails too, or meets a TLS server (400), the
+                // answer also says why HTTPS was not used.
+                match self.get_over("http", path, accept, max).await {
+                    Err(http) => Err(format_err!("{http:#} (and over HTTPS: {https:#})")),
+                    Ok(Err(Refusal::Status { code, detail })) if code == StatusCode::BAD_REQUEST => {
+                        Ok(Err(Refusal::Status {
+                            code,
+                            detail: format!("{detail}; and over HTTPS: {https:#}"),
+                        }))
+                    }
+                    answered => answered,
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn get_over(
+        &mut self,
+        scheme: &str,
+        path: &str,
+        accept: &str,
+        max: usize,
+    ) -> Result<std::result::Result<(HeaderMap, Bytes), Refusal>> {
+        let first: Uri = format!("{scheme}://{}/v2/{}/{path}", self.host, self.repository)
             .parse()
             .map_err(|e| format_err!("bad registry URL: {e}"))?;
         let mut uri = first.clone();

@@ -15,7 +15,7 @@ mod reference;
 pub use reference::Reference;
 
 use crate::manifest::{Declared, Source};
-use client::{Client, Refusal};
+use client::{Client, Refusal, Transport};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -51,7 +51,8 @@ struct Descriptor {
 /// How to reach the registry.
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
-    /// Plain HTTP to any registry (loopback registries always get it).
+    /// Plain HTTP to any registry (one on loopback gets it when it does not
+    /// speak HTTPS).
     pub insecure: bool,
     /// The cache's root (blobs go to `<dir>/oci/sha256/`); `None` keeps
     /// nothing on disk.
@@ -246,11 +247,17 @@ impl Pull {
 
     fn client(&mut self) -> Result<&mut Client> {
         if self.client.is_none() {
-            let plain = self.options.insecure || self.reference.is_loopback();
+            let transport = if self.options.insecure {
+                Transport::Http
+            } else if self.reference.is_loopback() {
+                Transport::HttpsThenHttp
+            } else {
+                Transport::Https
+            };
             self.client = Some(Client::new(
                 self.reference.api_host(),
                 &self.reference.repository,
-                plain,
+                transport,
             )?);
         }
         Ok(self.client.as_mut().expect("set above"))
