@@ -245,8 +245,7 @@ impl Edge {
 
     /// The `seq` of the snapshot `/readyz` reports, while it answers 200.
     pub fn seq_served(&self) -> Option<u64> {
-        let r = self.get("/readyz");
-        (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
+        crate::seq_served(self.addr())
     }
 
     /// Panics, showing the whole log, unless the log contains `needle`.

@@ -1,7 +1,9 @@
 //! Snapshot fixtures: the product's default currencies, the snapshot a
 //! Valkey holds, and hand-made snapshots with chosen times.
 
+use crate::http;
 use crate::valkey::Valkey;
+use std::net::SocketAddr;
 
 /// The product's default currencies.
 pub const DEFAULT_CURRENCIES: [&str; 9] = ["AUD", "CAD", "CHF", "EUR", "GBP", "NZD", "JPY", "SGD", "USD"];
@@ -35,4 +37,30 @@ pub fn snapshot_stamped(
         })
         .collect();
     shared::Snapshot::new(seq, fetched_at, quotes).expect("a valid snapshot")
+}
+
+/// Checks a rate object of the API against the snapshot's own derivation
+/// for the pair `p` (e.g. "EURJPY").
+#[track_caller]
+pub fn assert_rate(v: &serde_json::Value, snapshot: &shared::Snapshot, p: &str) {
+    let expected = snapshot.rate(shared::Pair::parse(p).unwrap()).unwrap();
+    assert_eq!(v["from"], &p[..3], "{v}");
+    assert_eq!(v["to"], &p[3..], "{v}");
+    assert_eq!(v["price"].as_f64(), Some(expected.price), "{p}: {v}");
+    assert_eq!(v["timestamp"], expected.timestamp.to_rfc3339(), "{p}: {v}");
+}
+
+/// `GET /rates` of `addr` for the pair `p` answers 200 with the snapshot's
+/// own rate.
+#[track_caller]
+pub fn assert_serves(addr: SocketAddr, snapshot: &shared::Snapshot, p: &str) {
+    let r = http::get(addr, &format!("/rates?from={}&to={}", &p[..3], &p[3..]));
+    assert_eq!(r.status, 200, "{p}: {}", r.text());
+    assert_rate(&r.json(), snapshot, p);
+}
+
+/// The `seq` of the snapshot `/readyz` of `addr` reports, while it answers 200.
+pub fn seq_served(addr: SocketAddr) -> Option<u64> {
+    let r = http::get(addr, "/readyz");
+    (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
 }

@@ -173,6 +173,11 @@ impl Drop for Proc {
     }
 }
 
+/// Whether an executable `bin` is in a directory of `PATH`.
+pub fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+}
+
 /// Polls `f` every 20 ms until it returns `Some` or `limit` passes.
 pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;

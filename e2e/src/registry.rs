@@ -146,9 +146,7 @@ pub fn spin_and_registry(test: &str) -> Option<std::path::PathBuf> {
         eprintln!("{test}: no real Spin (SPIN or spin on PATH): skipped");
         return None;
     };
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("docker-registry").is_file()));
-    if !on_path {
+    if !crate::on_path("docker-registry") {
         eprintln!("{test}: no docker-registry on PATH (Debian package docker-registry): skipped");
         return None;
     }

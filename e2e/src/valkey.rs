@@ -2,15 +2,12 @@
 //! port, with a synchronous client for the tests' reads, writes and
 //! publishes, and the faults they inject: pause, stop, restart.
 
-use crate::procs::{Proc, TempDir, free_port, wait_for_port};
+use crate::procs::{Proc, TempDir, free_port, on_path, wait_for_port};
 use std::process::Command;
 use std::time::Duration;
 
 /// `valkey-server` when installed, else `redis-server` (same protocol).
 pub fn valkey_binary() -> &'static str {
-    let on_path = |b: &str| {
-        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(b).is_file()))
-    };
     if on_path("valkey-server") {
         "valkey-server"
     } else {

@@ -3,22 +3,9 @@
 //! one is found, by a real Spin (`spin up`, as in production).
 
 use e2e::http;
-use e2e::{Edge, Host, OneFrame, Valkey, eventually, refresh, stored_snapshot};
-use shared::{Currency, Pair, Snapshot, Timestamp};
+use e2e::{Edge, Host, OneFrame, Valkey, assert_rate, eventually, refresh, stored_snapshot};
+use shared::{Currency, Snapshot, Timestamp};
 use std::time::{Duration, Instant};
-
-fn pair(s: &str) -> Pair {
-    Pair::parse(s).unwrap()
-}
-
-/// Checks a rate object against the snapshot's own derivation.
-fn assert_rate(v: &serde_json::Value, snapshot: &Snapshot, p: &str) {
-    let expected = snapshot.rate(pair(p)).unwrap();
-    assert_eq!(v["from"], &p[..3], "{v}");
-    assert_eq!(v["to"], &p[3..], "{v}");
-    assert_eq!(v["price"].as_f64(), Some(expected.price), "{p}: {v}");
-    assert_eq!(v["timestamp"], expected.timestamp.to_rfc3339(), "{p}: {v}");
-}
 
 /// A snapshot taken now whose quotes are all `age` old.
 fn aged_snapshot(seq: u64, age: Duration) -> Snapshot {

@@ -14,13 +14,11 @@
 //! `openssl` for the HTTPS test); without one, each test says so in one line
 //! and passes. The Wasm must be built (`make wasm`).
 
-use e2e::http;
 use e2e::{
-    OneFrame, Proc, Registry, SHIM_READY, TempDir, Valkey, bin, eventually, free_port, refresh, repo_root,
-    stored_snapshot,
+    OneFrame, Proc, Registry, SHIM_READY, TempDir, Valkey, assert_serves, bin, eventually, free_port,
+    refresh, repo_root, seq_served, stored_snapshot,
 };
 use serde_norway::Value;
-use shared::{Pair, Snapshot};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -184,6 +182,31 @@ fn start(args: &[String], env: &[(String, String)]) -> Started {
     Started { proc, _dir: dir }
 }
 
+/// runtime-shim pulling `image` with only what it needs besides: the two
+/// Valkey variables, `cache` as its cache, and `paths` as more variables of
+/// its environment.
+fn start_pulling(image: &str, valkey: &Valkey, cache: &Path, paths: &[(&str, &Path)]) -> Started {
+    let args = [
+        "up",
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "-f",
+        image,
+    ]
+    .map(String::from);
+    let mut env = vec![
+        ("SPIN_VARIABLE_VALKEY_URL".to_string(), valkey.url()),
+        ("SPIN_VARIABLE_VALKEY_HOST".to_string(), valkey.host()),
+        ("RUNTIME_SHIM_CACHE_DIR".to_string(), cache.display().to_string()),
+    ];
+    env.extend(
+        paths
+            .iter()
+            .map(|(k, p)| (k.to_string(), p.display().to_string())),
+    );
+    start(&args, &env)
+}
+
 impl Started {
     /// Until it serves (`Ok`) or exits (`Err` with its status), 60 s at most.
     fn outcome(&mut self) -> Result<(), Option<ExitStatus>> {
@@ -256,20 +279,6 @@ fn arguments(c: &Container, image: &str, runtime_config: &Path, listen: &str) ->
             other => other.to_string(),
         })
         .collect()
-}
-
-fn assert_serves(addr: SocketAddr, snapshot: &Snapshot, p: &str) {
-    let expected = snapshot.rate(Pair::parse(p).unwrap()).unwrap();
-    let r = http::get(addr, &format!("/rates?from={}&to={}", &p[..3], &p[3..]));
-    assert_eq!(r.status, 200, "{p}: {}", r.text());
-    let v = r.json();
-    assert_eq!(v["price"].as_f64(), Some(expected.price), "{p}: {v}");
-    assert_eq!(v["timestamp"], expected.timestamp.to_rfc3339(), "{p}: {v}");
-}
-
-fn seq_served(addr: SocketAddr) -> Option<u64> {
-    let r = http::get(addr, "/readyz");
-    (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
 }
 
 #[test]
@@ -369,18 +378,7 @@ fn bad_pulls_fail_start_up_clearly() {
     let scratch = TempDir::new("executor-bad");
     // A fresh cache per attempt: a cached layer would hide the registry's.
     let attempt = |image: &str, n: usize| {
-        let mut args: Vec<String> = ["up", "--listen"].map(String::from).to_vec();
-        args.push(format!("127.0.0.1:{}", free_port()));
-        args.extend(["-f".to_string(), image.to_string()]);
-        let env = [
-            ("SPIN_VARIABLE_VALKEY_URL".to_string(), valkey.url()),
-            ("SPIN_VARIABLE_VALKEY_HOST".to_string(), valkey.host()),
-            (
-                "RUNTIME_SHIM_CACHE_DIR".to_string(),
-                scratch.path().join(format!("cache-{n}")).display().to_string(),
-            ),
-        ];
-        start(&args, &env).failure()
+        start_pulling(image, &valkey, &scratch.path().join(format!("cache-{n}")), &[]).failure()
     };
 
     let bad = registry.reference("Forex-Edge:0.1.0");
@@ -538,25 +536,11 @@ fn pulls_over_https_trusting_only_the_ca_it_is_given() {
     let image = format!("{}@{digest}", tls.reference("forex-edge:0.1.0"));
     let valkey = Valkey::start();
     let scratch = TempDir::new("executor-tls");
-    let attempt = |n: usize, trust: Option<&Path>| {
-        let mut args: Vec<String> = ["up", "--listen"].map(String::from).to_vec();
-        args.push(format!("127.0.0.1:{}", free_port()));
-        args.extend(["-f".to_string(), image.clone()]);
-        let mut env = vec![
-            ("SPIN_VARIABLE_VALKEY_URL".to_string(), valkey.url()),
-            ("SPIN_VARIABLE_VALKEY_HOST".to_string(), valkey.host()),
-            (
-                "RUNTIME_SHIM_CACHE_DIR".to_string(),
-                scratch.path().join(format!("cache-{n}")).display().to_string(),
-            ),
-        ];
-        if let Some(ca) = trust {
-            env.push(("SSL_CERT_FILE".to_string(), ca.display().to_string()));
-        }
-        start(&args, &env)
+    let attempt = |n: usize, trust: &[(&str, &Path)]| {
+        start_pulling(&image, &valkey, &scratch.path().join(format!("cache-{n}")), trust)
     };
 
-    let mut trusted = attempt(0, Some(&ca));
+    let mut trusted = attempt(0, &[("SSL_CERT_FILE", &ca)]);
     trusted
         .outcome()
         .unwrap_or_else(|status| panic!("did not start ({status:?}):\n{}", trusted.proc.log()));
@@ -567,7 +551,7 @@ fn pulls_over_https_trusting_only_the_ca_it_is_given() {
     );
     assert!(!log.contains("no HTTPS"), "fell back to plain HTTP:\n{log}");
 
-    let log = attempt(1, None).failure();
+    let log = attempt(1, &[]).failure();
     assert!(
         log.contains("Client sent an HTTP request to an HTTPS server"),
         "{log}"

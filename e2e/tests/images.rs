@@ -15,7 +15,8 @@
 //! removed at the end.
 
 use e2e::{
-    DEFAULT_CURRENCIES, Proc, Registry, TempDir, Valkey, eventually, free_port, repo_root, stored_snapshot,
+    DEFAULT_CURRENCIES, Proc, Registry, TempDir, Valkey, eventually, free_port, on_path, repo_root,
+    stored_snapshot,
 };
 use serde_json::Value;
 use shared::Currency;
@@ -27,10 +28,6 @@ use std::time::{Duration, Instant};
 const MUSL: &str = "x86_64-unknown-linux-musl";
 /// The user both images run as (uid:gid), as the manifests expect.
 const USER: &str = "65532:65532";
-
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-}
 
 /// Whether everything the test needs is installed; prints why not.
 fn tools() -> bool {

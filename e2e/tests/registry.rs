@@ -7,12 +7,11 @@
 //! PATH; without either, each test says so in one line and passes. The
 //! Wasm must be built (`make wasm`): the push here does not rebuild it.
 
-use e2e::http;
 use e2e::{
-    Edge, Host, OneFrame, Proc, Registry, SPIN_READY, TempDir, Valkey, eventually, free_port, refresh,
-    stored_snapshot,
+    Edge, Host, OneFrame, Proc, Registry, SPIN_READY, TempDir, Valkey, assert_serves, eventually, free_port,
+    refresh, seq_served, stored_snapshot,
 };
-use shared::{Pair, Snapshot};
+use shared::Snapshot;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -63,26 +62,6 @@ impl Upstream {
             format!("valkey_host={}", self.valkey.host()),
         ]
     }
-}
-
-/// `/rates?from=..&to=..` of `addr` answers the snapshot's own rate.
-fn assert_serves(addr: SocketAddr, snapshot: &Snapshot, p: &str) {
-    let expected = snapshot.rate(Pair::parse(p).unwrap()).unwrap();
-    let r = http::get(addr, &format!("/rates?from={}&to={}", &p[..3], &p[3..]));
-    assert_eq!(r.status, 200, "{p}: {}", r.text());
-    let v = r.json();
-    assert_eq!(
-        (v["from"].as_str(), v["to"].as_str()),
-        (Some(&p[..3]), Some(&p[3..])),
-        "{v}"
-    );
-    assert_eq!(v["price"].as_f64(), Some(expected.price), "{p}: {v}");
-    assert_eq!(v["timestamp"], expected.timestamp.to_rfc3339(), "{p}: {v}");
-}
-
-fn seq_served(addr: SocketAddr) -> Option<u64> {
-    let r = http::get(addr, "/readyz");
-    (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
 }
 
 fn files_under(dir: &Path) -> usize {
