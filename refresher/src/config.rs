@@ -32,14 +32,24 @@ pub enum Command {
         #[arg(long, env = "REFRESH_EVERY", default_value = "4m", value_parser = parse_duration)]
         every: Duration,
     },
-    /// Read-only report: the snapshot, its freshness, today's calls and a
-    /// verdict (exit 0 ok, 10 quota at risk, 11 stale, 12 missing).
+    /// Read-only report: the snapshot, its freshness, today's calls, the
+    /// last run and a verdict (exit 0 ok, 10 quota at risk, 11 stale, 12
+    /// missing).
     Status {
         #[command(flatten)]
         settings: Settings,
         /// Print JSON instead of one screen of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve what `status` reads as Prometheus metrics at /metrics, reading
+    /// Valkey at each scrape (read-only; long-running).
+    Exporter {
+        #[command(flatten)]
+        settings: Settings,
+        /// Address of the metrics endpoint.
+        #[arg(long, env = "EXPORTER_LISTEN", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
     },
 }
 

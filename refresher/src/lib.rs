@@ -6,6 +6,8 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod exporter;
+pub mod last_run;
 pub mod quota;
 pub mod refresh;
 pub mod schedule;

@@ -1,4 +1,5 @@
-//! `refresher once` / `refresher run --every 4m` / `refresher status`.
+//! `refresher once` / `refresher run --every 4m` / `refresher status` /
+//! `refresher exporter`.
 //!
 //! Exit codes: 0 refreshed (or a newer snapshot was already stored),
 //! 1 transient failure, 2 configuration error, 3 authentication error,
@@ -60,15 +61,6 @@ fn report(result: &Result<Refreshed, RefreshError>, budget: u64) {
     }
 }
 
-async fn shutdown_signal() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 /// `refresher status`: read-only, so it needs no One-Frame and spends nothing.
 async fn status(s: &Settings, json: bool) -> ExitCode {
     let fail = |code: u8, what: String| {
@@ -87,7 +79,7 @@ async fn status(s: &Settings, json: bool) -> ExitCode {
     };
     // Connecting and reading, each limited by --connect-timeout.
     let limit = s.connect_timeout * 2;
-    let (stored, used) = match tokio::time::timeout(limit, read).await {
+    let reading = match tokio::time::timeout(limit, read).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
             return fail(2, format!("Valkey refused the credentials of {url}: {e}"));
@@ -95,13 +87,49 @@ async fn status(s: &Settings, json: bool) -> ExitCode {
         Ok(Err(e)) => return fail(1, format!("cannot read Valkey at {url}: {e}")),
         Err(_) => return fail(1, format!("Valkey at {url} did not answer within {limit:?}")),
     };
-    let report = status::judge(stored.as_deref(), used, now, s.daily_quota, s.schedule_interval);
+    let report = status::judge(&reading, now, s.daily_quota, s.schedule_interval);
     if json {
         println!("{}", serde_json::to_string(&report).expect("a status serializes"));
     } else {
         print!("{}", status::render_text(&report, s.schedule_interval));
     }
     ExitCode::from(report.verdict.exit_code())
+}
+
+/// `refresher exporter`: serves until SIGTERM; a scrape never fails.
+async fn exporter(s: &Settings, listen: std::net::SocketAddr) -> ExitCode {
+    let client = match valkey::client(&s.valkey_url) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(exit_code = 2, "{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match ops::metrics::bind(listen, "--listen").await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(exit_code = 2, "{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let url = valkey::redact(&s.valkey_url);
+    tracing::info!(
+        address = %listen,
+        valkey = url,
+        "serving metrics at http://{listen}/metrics, read from {url} key {:?} at each scrape",
+        s.rates_key
+    );
+    let exporter = refresher::exporter::Exporter::new(
+        client,
+        url,
+        s.rates_key.clone(),
+        s.daily_quota,
+        s.schedule_interval,
+        s.connect_timeout,
+    );
+    ops::metrics::serve(listener, std::sync::Arc::new(exporter), ops::shutdown()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -112,6 +140,7 @@ async fn main() -> ExitCode {
         Command::Once(s) => (s, None),
         Command::Run { settings, every } => (settings, Some(*every)),
         Command::Status { settings, json } => return status(settings, *json).await,
+        Command::Exporter { settings, listen } => return exporter(settings, *listen).await,
     };
     let fail = |e: RefreshError| {
         tracing::error!(exit_code = e.exit_code(), "{e}");
@@ -142,7 +171,7 @@ async fn main() -> ExitCode {
             }
         }
         Some(every) => {
-            schedule::run(&refresher, every, shutdown_signal(), |r| {
+            schedule::run(&refresher, every, ops::shutdown(), |r| {
                 report(r, settings.daily_quota)
             })
             .await;

@@ -5,6 +5,7 @@
 
 use crate::client::{FetchError, OneFrameClient};
 use crate::clock::Clock;
+use crate::last_run;
 use crate::quota::{self, QuotaGuard};
 use crate::store::{SnapshotStore, WriteOutcome};
 use rand::Rng;
@@ -116,9 +117,49 @@ fn millis(t: Timestamp) -> Timestamp {
 }
 
 impl<C: Clock> Refresher<C> {
-    /// One run, as `refresher once` does it. Each run opens its own Valkey
-    /// connection, so a Valkey restart between runs needs no handling.
+    /// One run, as `refresher once` does it, recorded in Valkey
+    /// ([`last_run`]). Each run opens its own Valkey connection, so a Valkey
+    /// restart between runs needs no handling.
     pub async fn refresh(&self) -> Result<Refreshed, RefreshError> {
+        let mut conn: Option<MultiplexedConnection> = None;
+        let result = self.attempts(&mut conn).await;
+        self.record(&mut conn, &result).await;
+        result
+    }
+
+    /// Records how the run ended; a failure to do so is logged, and changes
+    /// neither the run's result nor its exit code.
+    async fn record(
+        &self,
+        conn: &mut Option<MultiplexedConnection>,
+        result: &Result<Refreshed, RefreshError>,
+    ) {
+        let outcome = match result {
+            Ok(_) => last_run::Outcome::Stored,
+            Err(e) => last_run::Outcome::from_exit_code(e.exit_code()),
+        };
+        let at = self.clock.now();
+        let written = match self.connection(conn).await {
+            Ok(c) => match self
+                .clock
+                .timeout(self.connect_timeout, last_run::record(c, at, outcome))
+                .await
+            {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {:?}", self.connect_timeout),
+            },
+            Err(Step::Retry(_, why) | Step::HeldBack(why)) => why,
+            Err(Step::Stop(e)) => e.to_string(),
+        };
+        tracing::warn!(
+            "the run's outcome ({}) was not recorded in Valkey key {}: {written}",
+            outcome.name(),
+            last_run::LAST_RUN_KEY
+        );
+    }
+
+    async fn attempts(&self, conn: &mut Option<MultiplexedConnection>) -> Result<Refreshed, RefreshError> {
         let started = self.clock.now();
         let ends = started.plus(self.deadline);
         let mut rng = rand::rng();
@@ -127,10 +168,9 @@ impl<C: Clock> Refresher<C> {
         // the reserve kept for the rest of the day's schedule.
         let mut calls: u32 = 0;
         let mut last_error = String::new();
-        let mut conn: Option<MultiplexedConnection> = None;
         loop {
             attempt += 1;
-            let result = match self.connection(&mut conn).await {
+            let result = match self.connection(conn).await {
                 Ok(c) => self.attempt(c, attempt, &mut calls, ends).await,
                 Err(step) => Err(step),
             };
@@ -143,7 +183,7 @@ impl<C: Clock> Refresher<C> {
                 Err(Step::Retry(cause, msg)) => {
                     tracing::warn!(attempt, "attempt {attempt} failed: {msg}");
                     if cause == Cause::Valkey {
-                        conn = None;
+                        *conn = None;
                     }
                     last_error = msg;
                 }

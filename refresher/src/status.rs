@@ -1,15 +1,20 @@
 //! `refresher status`: how the system is doing, read-only, in one screen or
 //! as JSON, with a verdict and an exit code to match (README, "Refresher").
 //!
-//! It reads the snapshot (`GET <rates key>`) and today's One-Frame call count
-//! (`GET oneframe:calls:<day>`) and nothing else, so it also runs as the
-//! edge's read-only ACL user, which may read the snapshot only: the quota is
-//! then reported as unknown and judged on nothing.
+//! It reads the snapshot (`GET <rates key>`), today's One-Frame call count
+//! (`GET oneframe:calls:<day>`), the seq counter (`GET rates:seq`) and the
+//! last run (`HGETALL refresher:last-run`) and nothing else, so it also runs
+//! as the edge's read-only ACL user, which may read the snapshot only: the
+//! rest is then reported as unknown and judged on nothing. The exporter
+//! (`refresher exporter`) reads and judges with the same code.
 
+use crate::last_run::{self, LastRun};
 use crate::quota::{self, reserve_for_schedule};
+use crate::store::SEQ_KEY;
 use serde::Serialize;
 use shared::freshness::{self, DEFAULT_MAX_RATE_AGE};
 use shared::{Snapshot, Timestamp};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The verdict, worst first.
@@ -26,6 +31,16 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// As `--json` and the exporter's `verdict` label say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Stale => "stale",
+            Verdict::Missing => "missing",
+            Verdict::QuotaAtRisk => "quota-at-risk",
+        }
+    }
+
     /// 0 when all is well; distinct codes above the refresher's own (0–4).
     pub fn exit_code(self) -> u8 {
         match self {
@@ -64,24 +79,52 @@ pub struct QuotaStatus {
 pub struct Status {
     pub verdict: Verdict,
     pub checked_at: String,
+    /// `checked_at` as a time.
+    #[serde(skip)]
+    pub now: Timestamp,
     pub max_rate_age_seconds: u64,
     pub snapshot: Option<SnapshotStatus>,
     /// Why there is no snapshot to report (absent, or invalid and why).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_problem: Option<String>,
     pub quota: QuotaStatus,
+    /// The last refresher run; `None` when none is recorded or it is unknown.
+    pub last_run: Option<LastRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run_unknown_because: Option<String>,
+    /// The value of `rates:seq`, when readable.
+    pub seq_counter: Option<u64>,
+    /// The snapshot as decoded, for the exporter's timestamps.
+    #[serde(skip)]
+    pub decoded: Option<Snapshot>,
+}
+
+/// What was read from Valkey. Each part but the snapshot is read on its
+/// own: a user refused one of them still gets the others.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub snapshot: Option<Vec<u8>>,
+    pub used_today: Result<u64, String>,
+    pub seq_counter: Result<Option<u64>, String>,
+    pub last_run: Result<Option<LastRun>, String>,
+}
+
+impl Default for Reading {
+    fn default() -> Reading {
+        Reading {
+            snapshot: None,
+            used_today: Ok(0),
+            seq_counter: Ok(None),
+            last_run: Ok(None),
+        }
+    }
 }
 
 /// What was read from Valkey, judged at `now`.
-pub fn judge(
-    stored: Option<&[u8]>,
-    used_today: Result<u64, String>,
-    now: Timestamp,
-    budget: u64,
-    schedule_interval: Duration,
-) -> Status {
+pub fn judge(read: &Reading, now: Timestamp, budget: u64, schedule_interval: Duration) -> Status {
     let max_age = DEFAULT_MAX_RATE_AGE;
-    let (snapshot, snapshot_problem) = match stored.map(Snapshot::decode) {
+    let decoded = read.snapshot.as_deref().map(Snapshot::decode);
+    let (snapshot, snapshot_problem) = match &decoded {
         None => (None, Some("no snapshot is stored".to_string())),
         Some(Err(e)) => (None, Some(format!("the stored snapshot is invalid: {e}"))),
         Some(Ok(s)) => {
@@ -98,7 +141,7 @@ pub fn judge(
         }
     };
     let needed = reserve_for_schedule(now, schedule_interval);
-    let quota = match used_today {
+    let quota = match read.used_today.clone() {
         Ok(used) => QuotaStatus {
             used_today: Some(used),
             budget,
@@ -120,13 +163,22 @@ pub fn judge(
         Some(_) if quota.at_risk => Verdict::QuotaAtRisk,
         Some(_) => Verdict::Ok,
     };
+    let (last_run, last_run_unknown_because) = match &read.last_run {
+        Ok(run) => (run.clone(), None),
+        Err(why) => (None, Some(why.clone())),
+    };
     Status {
         verdict,
         checked_at: now.to_rfc3339(),
+        now,
         max_rate_age_seconds: max_age.as_secs(),
         snapshot,
         snapshot_problem,
         quota,
+        last_run,
+        last_run_unknown_because,
+        seq_counter: read.seq_counter.clone().ok().flatten(),
+        decoded: decoded.and_then(Result::ok),
     }
 }
 
@@ -135,16 +187,45 @@ pub async fn read(
     conn: &mut redis::aio::MultiplexedConnection,
     rates_key: &str,
     now: Timestamp,
-) -> redis::RedisResult<(Option<Vec<u8>>, Result<u64, String>)> {
-    let stored: Option<Vec<u8>> = redis::cmd("GET").arg(rates_key).query_async(conn).await?;
-    let used: redis::RedisResult<Option<u64>> =
-        redis::cmd("GET").arg(quota::key(now)).query_async(conn).await;
-    let used = match used {
-        Ok(n) => Ok(n.unwrap_or(0)),
-        Err(e) if e.code() == Some("NOPERM") => Err("this Valkey user may not read the call count".into()),
-        Err(e) => return Err(e),
-    };
-    Ok((stored, used))
+) -> redis::RedisResult<Reading> {
+    let snapshot: Option<Vec<u8>> = redis::cmd("GET").arg(rates_key).query_async(conn).await?;
+    let used = permitted(
+        redis::cmd("GET")
+            .arg(quota::key(now))
+            .query_async::<Option<u64>>(conn)
+            .await,
+        "the call count",
+    )?;
+    let seq_counter = permitted(
+        redis::cmd("GET")
+            .arg(SEQ_KEY)
+            .query_async::<Option<u64>>(conn)
+            .await,
+        SEQ_KEY,
+    )?;
+    let last_run = permitted(
+        redis::cmd("HGETALL")
+            .arg(last_run::LAST_RUN_KEY)
+            .query_async::<HashMap<String, String>>(conn)
+            .await,
+        last_run::LAST_RUN_KEY,
+    )?;
+    Ok(Reading {
+        snapshot,
+        used_today: used.map(|n| n.unwrap_or(0)),
+        seq_counter,
+        last_run: last_run.and_then(|fields| last_run::parse(&fields)),
+    })
+}
+
+/// A read this Valkey user may be refused (`NOPERM`): the refusal becomes
+/// the part's reason to be unknown; any other error fails the whole read.
+fn permitted<T>(r: redis::RedisResult<T>, what: &str) -> redis::RedisResult<Result<T, String>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if e.code() == Some("NOPERM") => Ok(Err(format!("this Valkey user may not read {what}"))),
+        Err(e) => Err(e),
+    }
 }
 
 /// One screen for a person.
@@ -186,14 +267,26 @@ pub fn render_text(s: &Status, schedule_interval: Duration) -> String {
             q.budget
         )),
     }
-    let verdict = match s.verdict {
-        Verdict::Ok => "ok",
-        Verdict::Stale => "stale",
-        Verdict::Missing => "missing",
-        Verdict::QuotaAtRisk => "quota-at-risk",
-    };
+    match (&s.last_run, &s.last_run_unknown_because) {
+        (Some(run), _) => {
+            let ago = |t: Timestamp| freshness::age(t, s.now).as_secs();
+            let success = match run.success_at {
+                Some(t) => format!("last success {} s ago", ago(t)),
+                None => "no success recorded".to_string(),
+            };
+            out.push_str(&format!(
+                "refresher  last run {} ({} s ago): {}; {success}\n",
+                run.at.to_rfc3339(),
+                ago(run.at),
+                run.outcome.name()
+            ));
+        }
+        (None, Some(why)) => out.push_str(&format!("refresher  unknown ({why})\n")),
+        (None, None) => out.push_str("refresher  no run recorded yet\n"),
+    }
     out.push_str(&format!(
-        "verdict    {verdict} (exit {})\n",
+        "verdict    {} (exit {})\n",
+        s.verdict.name(),
         s.verdict.exit_code()
     ));
     out
@@ -237,7 +330,14 @@ mod tests {
         let noon = t("2026-11-24T12:00:00Z");
         let fresh = snapshot("2026-11-24T11:59:00Z");
         let stale = snapshot("2026-11-24T11:54:59Z");
-        let judge_at = |stored: Option<&[u8]>, used| judge(stored, used, noon, 1000, EVERY);
+        let judge_at = |stored: Option<&[u8]>, used| {
+            let read = Reading {
+                snapshot: stored.map(<[u8]>::to_vec),
+                used_today: used,
+                ..Reading::default()
+            };
+            judge(&read, noon, 1000, EVERY)
+        };
         // 180 slots left at noon.
         let ok = judge_at(Some(&fresh), Ok(820));
         assert_eq!((ok.verdict, ok.verdict.exit_code()), (Verdict::Ok, 0));
@@ -259,17 +359,22 @@ mod tests {
         let acl = judge_at(Some(&fresh), Err("denied".into()));
         assert_eq!(acl.verdict, Verdict::Ok);
         assert!(render_text(&acl, EVERY).contains("quota      unknown (denied)"));
+        assert!(render_text(&acl, EVERY).contains("refresher  no run recorded yet"));
     }
 
     #[test]
     fn one_screen_and_json_say_the_same() {
-        let s = judge(
-            Some(&snapshot("2026-11-24T11:59:00Z")),
-            Ok(5),
-            t("2026-11-24T12:00:00Z"),
-            1000,
-            EVERY,
-        );
+        let read = Reading {
+            snapshot: Some(snapshot("2026-11-24T11:59:00Z")),
+            used_today: Ok(5),
+            seq_counter: Ok(Some(9)),
+            last_run: Ok(Some(LastRun {
+                at: t("2026-11-24T11:59:50Z"),
+                outcome: last_run::Outcome::Transient,
+                success_at: Some(t("2026-11-24T11:56:00Z")),
+            })),
+        };
+        let s = judge(&read, t("2026-11-24T12:00:00Z"), 1000, EVERY);
         let text = render_text(&s, EVERY);
         assert!(text.contains("seq 7"), "{text}");
         assert!(
@@ -278,11 +383,20 @@ mod tests {
         );
         assert!(text.contains("5 of 1000 One-Frame calls used today"), "{text}");
         assert!(text.contains("(every 4m) needs 180"), "{text}");
+        assert!(
+            text.contains(
+                "refresher  last run 2026-11-24T11:59:50.000Z (10 s ago): transient; last success 240 s ago\n"
+            ),
+            "{text}"
+        );
         assert!(text.ends_with("verdict    ok (exit 0)\n"), "{text}");
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["verdict"], "ok");
         assert_eq!(json["snapshot"]["seq"], 7);
         assert_eq!(json["snapshot"]["oldest_rate_age_seconds"], 60);
         assert_eq!(json["quota"]["needed_for_schedule"], 180);
+        assert_eq!(json["seq_counter"], 9);
+        assert_eq!(json["last_run"]["outcome"], "transient");
+        assert_eq!(json["last_run"]["success_at"], "2026-11-24T11:56:00.000Z");
     }
 }

@@ -1,0 +1,16 @@
+//! What the project's native processes (the refresher and its exporter,
+//! runtime-shim) share to be operated, beside logging (`log-format`):
+//! - [`metrics`]: a `/metrics` endpoint on a listener of its own;
+//! - [`shutdown`]: the signal that ends a long-running process.
+
+pub mod metrics;
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (Kubernetes stopping the pod).
+pub async fn shutdown() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

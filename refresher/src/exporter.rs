@@ -1,0 +1,390 @@
+//! `refresher exporter`: the two promises (no rate older than five minutes,
+//! at most the day's One-Frame budget) as Prometheus metrics.
+//!
+//! Each scrape reads Valkey with `refresher status`'s own code
+//! ([`status::read`], [`status::judge`]) and renders what it could read.
+//! Valkey unreachable, stalled or refusing the exporter's credentials is
+//! `forex_valkey_up 0`, with the reason in the log when it changes: the
+//! scrape still answers, never waits longer than the exporter's limit, and
+//! never fails. Timestamps are Unix seconds, so an age is `time() - x` in
+//! PromQL and stays right between scrapes.
+
+use crate::last_run::Outcome;
+use crate::status::{self, Reading, Status, Verdict};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use redis::aio::MultiplexedConnection;
+use shared::Timestamp;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// What the exporter reads and how long it may take.
+pub struct Exporter {
+    pub valkey: redis::Client,
+    /// The Valkey URL without credentials, for the log.
+    pub valkey_url: String,
+    pub rates_key: String,
+    pub budget: u64,
+    pub schedule_interval: Duration,
+    /// Limit of connecting and of each command; a scrape takes at most
+    /// twice this.
+    pub timeout: Duration,
+    /// The connection scrapes share; dropped when it fails.
+    conn: Mutex<Option<MultiplexedConnection>>,
+    /// The last scrape's failure, so that a lasting one is logged once.
+    failing: Mutex<Option<String>>,
+}
+
+impl Exporter {
+    pub fn new(
+        valkey: redis::Client,
+        valkey_url: String,
+        rates_key: String,
+        budget: u64,
+        schedule_interval: Duration,
+        timeout: Duration,
+    ) -> Exporter {
+        Exporter {
+            valkey,
+            valkey_url,
+            rates_key,
+            budget,
+            schedule_interval,
+            timeout,
+            conn: Mutex::new(None),
+            failing: Mutex::new(None),
+        }
+    }
+
+    /// Reads Valkey within the limit; `Err` says why it could not.
+    async fn read(&self, now: Timestamp) -> Result<Reading, String> {
+        // Scrapes take turns on the one connection: each is bounded, and
+        // Prometheus scrapes one target one at a time anyway.
+        let mut slot = self.conn.lock().await;
+        let read = async {
+            if slot.is_none() {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout));
+                *slot = Some(
+                    self.valkey
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                );
+            }
+            let conn = slot.as_mut().expect("connected above");
+            status::read(conn, &self.rates_key, now).await
+        };
+        let limit = self.timeout * 2;
+        let result = match tokio::time::timeout(limit, read).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e))
+                if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("WRONGPASS") =>
+            {
+                Err(format!(
+                    "Valkey at {} refused the exporter's credentials: {e}",
+                    self.valkey_url
+                ))
+            }
+            Ok(Err(e)) => Err(format!("cannot read Valkey at {}: {e}", self.valkey_url)),
+            Err(_) => Err(format!(
+                "Valkey at {} did not answer within {limit:?}",
+                self.valkey_url
+            )),
+        };
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    }
+
+    /// Logs a failure when it starts or changes, and the recovery.
+    async fn note(&self, result: &Result<Reading, String>) {
+        let mut failing = self.failing.lock().await;
+        match (result, failing.as_ref()) {
+            (Err(why), last) if last != Some(why) => {
+                tracing::warn!("{why}; forex_valkey_up is 0 until it answers");
+                *failing = Some(why.clone());
+            }
+            (Ok(_), Some(_)) => {
+                tracing::info!("Valkey at {} answers again", self.valkey_url);
+                *failing = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+impl ops::metrics::Scrape for Exporter {
+    async fn scrape(&self) -> String {
+        let now = Timestamp::now();
+        let result = self.read(now).await;
+        self.note(&result).await;
+        let judged = result
+            .ok()
+            .map(|r| status::judge(&r, now, self.budget, self.schedule_interval));
+        ops::metrics::encode(&registry(judged.as_ref()))
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+fn seconds(t: Timestamp) -> f64 {
+    t.unix_millis() as f64 / 1000.0
+}
+
+/// The metrics of one scrape: `None` when Valkey could not be read, which
+/// leaves only `forex_valkey_up 0`.
+fn registry(judged: Option<&Status>) -> Registry {
+    let mut r = Registry::default();
+    let int = |r: &mut Registry, name: &str, help: &str, v: i64| {
+        let g = Gauge::<i64>::default();
+        g.set(v);
+        r.register(name, help, g);
+    };
+    let time = |r: &mut Registry, name: &str, help: &str, t: Timestamp| {
+        let g = Gauge::<f64, AtomicU64>::default();
+        g.set(seconds(t));
+        r.register(name, help, g);
+    };
+    int(
+        &mut r,
+        "forex_valkey_up",
+        "1 when this scrape read Valkey, 0 when it was unreachable or refused the exporter's credentials",
+        i64::from(judged.is_some()),
+    );
+    let Some(s) = judged else {
+        return r;
+    };
+    if let Some(snapshot) = &s.decoded {
+        int(
+            &mut r,
+            "forex_snapshot_seq",
+            "seq of the stored snapshot",
+            snapshot.seq as i64,
+        );
+        time(
+            &mut r,
+            "forex_snapshot_fetched_timestamp_seconds",
+            "fetched_at of the stored snapshot, Unix seconds",
+            snapshot.fetched_at,
+        );
+        time(
+            &mut r,
+            "forex_snapshot_oldest_rate_timestamp_seconds",
+            "time_stamp of the snapshot's oldest rate, Unix seconds: its age is what the 300 s promise is about",
+            snapshot.oldest_quote(),
+        );
+        int(
+            &mut r,
+            "forex_snapshot_pairs",
+            "pairs in the stored snapshot",
+            snapshot.quotes.len() as i64,
+        );
+    }
+    if let Some(n) = s.seq_counter {
+        int(
+            &mut r,
+            "forex_snapshot_seq_counter",
+            "value of rates:seq, which gives each snapshot its seq (restarts at 1 when Valkey loses its data)",
+            n as i64,
+        );
+    }
+    let q = &s.quota;
+    if let Some(used) = q.used_today {
+        int(
+            &mut r,
+            "forex_oneframe_calls_today",
+            "One-Frame calls counted today (UTC day), by every refresher",
+            used as i64,
+        );
+    }
+    int(
+        &mut r,
+        "forex_oneframe_daily_budget",
+        "One-Frame calls allowed per UTC day",
+        q.budget as i64,
+    );
+    int(
+        &mut r,
+        "forex_oneframe_calls_needed_for_schedule",
+        "One-Frame calls the rest of today's refresh schedule needs",
+        q.needed_for_schedule as i64,
+    );
+    let verdicts = Family::<VerdictLabel, Gauge>::default();
+    for v in [
+        Verdict::Ok,
+        Verdict::QuotaAtRisk,
+        Verdict::Stale,
+        Verdict::Missing,
+    ] {
+        verdicts
+            .get_or_create(&VerdictLabel { verdict: v.name() })
+            .set(i64::from(v == s.verdict));
+    }
+    r.register(
+        "forex_status_verdict",
+        "refresher status's verdict: 1 for the current one",
+        verdicts,
+    );
+    if let Some(run) = &s.last_run {
+        time(
+            &mut r,
+            "forex_refresher_last_run_timestamp_seconds",
+            "when the last refresher run ended, Unix seconds",
+            run.at,
+        );
+        if let Some(success) = run.success_at {
+            time(
+                &mut r,
+                "forex_refresher_last_success_timestamp_seconds",
+                "when a refresher run last succeeded (stored a snapshot or found a newer one), Unix seconds",
+                success,
+            );
+        }
+        let outcomes = Family::<OutcomeLabel, Gauge>::default();
+        for o in Outcome::ALL {
+            outcomes
+                .get_or_create(&OutcomeLabel { outcome: o.name() })
+                .set(i64::from(o == run.outcome));
+        }
+        r.register(
+            "forex_refresher_last_run_outcome",
+            "the last refresher run's exit-code class: 1 for the current one",
+            outcomes,
+        );
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::last_run::LastRun;
+    use shared::{Currency, Pair, Quote, Snapshot};
+
+    fn t(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    fn render(read: Option<Reading>, now: &str) -> String {
+        let judged = read.map(|r| status::judge(&r, t(now), 1000, Duration::from_secs(240)));
+        ops::metrics::encode(&registry(judged.as_ref()))
+    }
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .map(|l| &l[series.len() + 1..])
+    }
+
+    #[test]
+    fn a_snapshot_and_a_run_become_timestamps_counts_and_one_hot_states() {
+        let quote = |to: &str, at: &str| Quote {
+            pair: Pair::new(Currency::USD, Currency::parse(to).unwrap()),
+            bid: 0.5,
+            ask: 0.7,
+            price: 0.6,
+            time_stamp: t(at),
+        };
+        let snapshot = Snapshot::new(
+            42,
+            t("2026-11-24T11:59:00.250Z"),
+            vec![
+                quote("JPY", "2026-11-24T11:58:30.500Z"),
+                quote("EUR", "2026-11-24T11:58:50Z"),
+            ],
+        )
+        .unwrap();
+        let read = Reading {
+            snapshot: Some(snapshot.encode()),
+            used_today: Ok(7),
+            seq_counter: Ok(Some(43)),
+            last_run: Ok(Some(LastRun {
+                at: t("2026-11-24T11:59:01Z"),
+                outcome: Outcome::Config,
+                success_at: Some(t("2026-11-24T11:55:00Z")),
+            })),
+        };
+        let text = render(Some(read), "2026-11-24T12:00:00Z");
+        let at = |s| seconds(t(s)).to_string();
+        assert_eq!(line(&text, "forex_valkey_up"), Some("1"), "{text}");
+        assert_eq!(line(&text, "forex_snapshot_seq"), Some("42"));
+        assert_eq!(line(&text, "forex_snapshot_seq_counter"), Some("43"));
+        assert_eq!(line(&text, "forex_snapshot_pairs"), Some("2"));
+        let oldest = line(&text, "forex_snapshot_oldest_rate_timestamp_seconds").unwrap();
+        assert_eq!(
+            oldest.parse::<f64>().unwrap().to_string(),
+            at("2026-11-24T11:58:30.500Z")
+        );
+        let fetched = line(&text, "forex_snapshot_fetched_timestamp_seconds").unwrap();
+        assert_eq!(
+            fetched.parse::<f64>().unwrap().to_string(),
+            at("2026-11-24T11:59:00.250Z")
+        );
+        assert_eq!(line(&text, "forex_oneframe_calls_today"), Some("7"));
+        assert_eq!(line(&text, "forex_oneframe_daily_budget"), Some("1000"));
+        assert_eq!(
+            line(&text, "forex_oneframe_calls_needed_for_schedule"),
+            Some("180")
+        );
+        assert_eq!(line(&text, r#"forex_status_verdict{verdict="ok"}"#), Some("1"));
+        assert_eq!(line(&text, r#"forex_status_verdict{verdict="stale"}"#), Some("0"));
+        assert_eq!(
+            line(&text, r#"forex_refresher_last_run_outcome{outcome="config"}"#),
+            Some("1")
+        );
+        assert_eq!(
+            line(&text, r#"forex_refresher_last_run_outcome{outcome="stored"}"#),
+            Some("0")
+        );
+        let success = line(&text, "forex_refresher_last_success_timestamp_seconds").unwrap();
+        assert_eq!(
+            success.parse::<f64>().unwrap().to_string(),
+            at("2026-11-24T11:55:00Z")
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn without_valkey_only_up_zero_is_said() {
+        let text = render(None, "2026-11-24T12:00:00Z");
+        assert_eq!(line(&text, "forex_valkey_up"), Some("0"), "{text}");
+        assert!(!text.contains("forex_snapshot"), "{text}");
+        assert!(!text.contains("forex_status_verdict"), "{text}");
+    }
+
+    #[test]
+    fn unreadable_parts_are_left_out_not_zero() {
+        let read = Reading {
+            snapshot: None,
+            used_today: Err("no permission".into()),
+            seq_counter: Err("no permission".into()),
+            last_run: Ok(None),
+        };
+        let text = render(Some(read), "2026-11-24T12:00:00Z");
+        assert_eq!(
+            line(&text, r#"forex_status_verdict{verdict="missing"}"#),
+            Some("1"),
+            "{text}"
+        );
+        for absent in [
+            "forex_oneframe_calls_today",
+            "forex_snapshot_seq",
+            "forex_refresher_last_run_timestamp_seconds",
+        ] {
+            assert_eq!(line(&text, absent), None, "{absent} in {text}");
+        }
+    }
+}
