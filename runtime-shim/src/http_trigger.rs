@@ -11,6 +11,7 @@
 use crate::access_log::AccessLog;
 use crate::host::{AppServices, ComponentEnv, InstanceState, new_store};
 use crate::manifest::RoutePattern;
+use crate::metrics::{GuestMetrics, HttpMetrics};
 use bytes::Bytes;
 use http::uri::Authority;
 use http_body_util::{BodyExt, Full};
@@ -54,6 +55,8 @@ enum Outcome {
 pub struct HttpComponent {
     pub pre: ProxyPre<InstanceState>,
     pub env: Arc<ComponentEnv>,
+    /// Its requests and its instances' traps and timeouts, when metrics are on.
+    pub metrics: Option<(HttpMetrics, GuestMetrics)>,
 }
 
 pub struct Route {
@@ -64,6 +67,8 @@ pub struct Route {
 
 pub struct HttpTrigger {
     pub routes: Vec<Route>,
+    /// The series of answers the host gives itself, when metrics are on.
+    pub host_metrics: Option<HttpMetrics>,
     pub app: Arc<AppServices>,
     pub request_timeout: Duration,
     /// Bounds live instances so the pooling allocator is never exhausted:
@@ -109,17 +114,32 @@ impl HttpTrigger {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let resp = self.dispatch(req, client).await;
-        self.log.request(&method, &path, resp.status(), started.elapsed());
+        let (resp, metrics) = self.dispatch(req, client).await;
+        let elapsed = started.elapsed();
+        self.log.request(&method, &path, resp.status(), elapsed);
+        if let Some(m) = metrics {
+            m.observe(resp.status(), elapsed);
+        }
         resp
     }
 
-    /// Route, run the guest, turn what it did into a response.
-    async fn dispatch(&self, req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+    /// Route, run the guest, turn what it did into a response; with the
+    /// series it counts in.
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> (Response<HyperOutgoingBody>, Option<&HttpMetrics>) {
         let (route, req) = match self.route(req, client) {
             Routed::To(route, req) => (route, req),
-            Routed::Answered(answer) => return answer,
+            Routed::Answered(answer) => return (answer, self.host_metrics.as_ref()),
         };
+        let metrics = route.component.metrics.as_ref();
+        (self.run(route, req).await, metrics.map(|(http, _)| http))
+    }
+
+    /// A routed request, in an instance once one is free.
+    async fn run(&self, route: &Route, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
         // Closed at shutdown: a request that would wait for an instance then
         // is answered at once instead.
         let Ok(_permit) = self.instances.clone().acquire_owned().await else {
@@ -129,9 +149,8 @@ impl HttpTrigger {
                 "the server is shutting down",
             );
         };
-        let id = route.component.env.id.clone();
         let outcome = self.run_guest(route.component.clone(), req).await;
-        self.respond(&id, outcome)
+        self.respond(&route.component, outcome)
     }
 
     /// The route a request goes to, with Spin's headers added, or the answer
@@ -200,7 +219,14 @@ impl HttpTrigger {
     }
 
     /// The response for what the guest did; failures are logged here.
-    fn respond(&self, id: &str, outcome: Outcome) -> Response<HyperOutgoingBody> {
+    fn respond(&self, component: &HttpComponent, outcome: Outcome) -> Response<HyperOutgoingBody> {
+        let id = &component.env.id;
+        let guest = component.metrics.as_ref().map(|(_, guest)| guest);
+        match (&outcome, guest) {
+            (Outcome::TimedOut, Some(g)) => g.timeouts.inc(),
+            (Outcome::Trapped(_), Some(g)) => g.traps.inc(),
+            _ => 0,
+        };
         let (status, code, message) = match outcome {
             Outcome::Answered(Ok(response)) => return response,
             Outcome::Answered(Err(code)) => {

@@ -14,6 +14,7 @@ mod host;
 mod http_trigger;
 mod locked;
 pub mod manifest;
+pub mod metrics;
 pub mod oci;
 mod redis_trigger;
 pub mod runtime_config;
@@ -86,6 +87,8 @@ pub struct UpOptions {
     /// An idle or slow client must send its request headers within this time.
     pub header_read_timeout: Duration,
     pub access_log: bool,
+    /// Where to serve the metrics (`--metrics-listen`); `None` counts nothing.
+    pub metrics_listen: Option<SocketAddr>,
     /// How the process logs (its events are set up by `main`; this shapes
     /// the access log and components' output).
     pub log_format: log_format::LogFormat,
@@ -113,10 +116,23 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
     let app = load_app(&opts).await?;
     let engine = engine::new_engine()?;
     let cache = engine::CompileCache::new(opts.cache_dir.clone());
+    let instances = Arc::new(Semaphore::new(opts.max_instances));
+    let metrics = match opts.metrics_listen {
+        Some(address) => {
+            let listener = ops::metrics::bind(address, "--metrics-listen")
+                .await
+                .map_err(|e| wasmtime::format_err!("{e}"))?;
+            let m = Arc::new(metrics::Metrics::new(instances.clone(), opts.max_instances));
+            Some((listener, m))
+        }
+        None => None,
+    };
+    let observe = metrics.as_ref().map(|(_, m)| m.clone());
     let services = Arc::new(AppServices {
         redis: Default::default(),
         kv: Default::default(),
         json_logs: opts.log_format == log_format::LogFormat::Json,
+        metrics: observe.clone(),
     });
 
     let mut pres = HashMap::new();
@@ -140,7 +156,6 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         pres.insert(id.clone(), (pre, env));
     }
 
-    let instances = Arc::new(Semaphore::new(opts.max_instances));
     let mut routes = Vec::new();
     let mut http_components: HashMap<String, Arc<HttpComponent>> = HashMap::new();
     for r in &app.http_routes {
@@ -154,6 +169,12 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
                 let c = Arc::new(HttpComponent {
                     pre: proxy,
                     env: env.clone(),
+                    metrics: observe.as_ref().map(|m| {
+                        (
+                            m.http(&r.component),
+                            m.guest(&r.component, metrics::Trigger::Http),
+                        )
+                    }),
                 });
                 http_components.insert(r.component.clone(), c.clone());
                 c
@@ -183,6 +204,9 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
                 app: services.clone(),
                 handler_timeout: opts.message_timeout,
                 instances: instances.clone(),
+                metrics: observe
+                    .as_ref()
+                    .map(|m| m.subscription(&metrics::address_label(&s.address))),
             });
         sub.channels
             .entry(s.channel.clone())
@@ -190,6 +214,12 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
             .push(Arc::new(RedisComponent {
                 pre: handler,
                 env: env.clone(),
+                metrics: observe.as_ref().map(|m| {
+                    (
+                        m.messages(&s.component, &s.channel),
+                        m.guest(&s.component, metrics::Trigger::Redis),
+                    )
+                }),
             }));
     }
 
@@ -211,8 +241,17 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
             )
         })
         .collect();
+    let metrics_task = metrics.map(|(listener, m)| {
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(address, "serving metrics at http://{address}/metrics");
+        let mut stopping = stopping.clone();
+        tokio::spawn(ops::metrics::serve(listener, m, async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }))
+    });
     let trigger = Arc::new(HttpTrigger {
         routes,
+        host_metrics: observe.as_ref().map(|m| m.http(metrics::HOST_COMPONENT)),
         app: services,
         request_timeout: opts.request_timeout,
         instances,
@@ -232,6 +271,9 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let graceful = serve(listener, trigger.clone(), &opts, shutdown).await?;
     drain(graceful, &trigger, stop, subscribers, opts.drain_timeout).await;
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

@@ -97,19 +97,14 @@ enum Command {
         /// Do not write a line per request.
         #[arg(long)]
         quiet: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics, apart from the
+        /// app's port. Default: no metrics, nothing counted.
+        #[arg(long, env = "RUNTIME_SHIM_METRICS_LISTEN", value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
         /// Log lines as text (default) or JSON objects.
         #[arg(long, env = log_format::ENV, default_value = "text")]
         log_format: log_format::LogFormat,
     },
-}
-
-async fn shutdown_signal() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn main() -> ExitCode {
@@ -129,6 +124,7 @@ fn main() -> ExitCode {
         max_instances,
         header_read_timeout_ms,
         quiet,
+        metrics_listen,
         log_format,
     } = Cli::parse().command;
     log_format::init(log_format);
@@ -188,13 +184,14 @@ fn main() -> ExitCode {
         max_instances,
         header_read_timeout: Duration::from_millis(header_read_timeout_ms),
         access_log: !quiet,
+        metrics_listen,
         log_format,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(runtime_shim::up(opts, shutdown_signal())) {
+    match runtime.block_on(runtime_shim::up(opts, ops::shutdown())) {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

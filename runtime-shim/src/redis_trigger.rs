@@ -13,6 +13,7 @@
 
 use crate::host::{AppServices, ComponentEnv, InstanceState, new_store};
 use crate::host::{RedisHandlerPre, redact};
+use crate::metrics::{GuestMetrics, MessageMetrics, MessageOutcome, SubscriptionMetrics};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +44,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 pub struct RedisComponent {
     pub pre: RedisHandlerPre<InstanceState>,
     pub env: Arc<ComponentEnv>,
+    /// Its messages on the channel, and its instances' traps and timeouts,
+    /// when metrics are on.
+    pub metrics: Option<(MessageMetrics, GuestMetrics)>,
 }
 
 /// All subscriptions on one Redis address.
@@ -53,6 +57,8 @@ pub struct Subscriber {
     pub app: Arc<AppServices>,
     pub handler_timeout: Duration,
     pub instances: Arc<Semaphore>,
+    /// Up/down and reconnects of this address, when metrics are on.
+    pub metrics: Option<SubscriptionMetrics>,
 }
 
 impl Subscriber {
@@ -63,7 +69,11 @@ impl Subscriber {
         let mut resubscribing = false;
         loop {
             let address = redact(&self.address);
-            match self.subscribe_and_serve(resubscribing, &mut stop).await {
+            let ended = self.subscribe_and_serve(resubscribing, &mut stop).await;
+            if let Some(m) = &self.metrics {
+                m.up.set(0);
+            }
+            match ended {
                 Ok(Ended::Stopped) => return,
                 // It was subscribed: start over with short delays.
                 Ok(Ended::Lost(lost)) => {
@@ -111,6 +121,12 @@ impl Subscriber {
         let address = redact(&self.address);
         let subscribed = log_format::milestones::SUBSCRIBED;
         tracing::info!(address, channels = ?names, "{subscribed}{names:?} at {address}");
+        if let Some(m) = &self.metrics {
+            m.up.set(1);
+            if resubscribing {
+                m.reconnects.inc();
+            }
+        }
         if resubscribing {
             for (channel, components) in &self.channels {
                 for component in components {
@@ -150,7 +166,13 @@ impl Subscriber {
     /// One message to one component, in a fresh instance. Messages are
     /// handled in arrival order; a slow handler is cut off by the timeout.
     async fn deliver(&self, component: Arc<RedisComponent>, channel: &str, payload: Vec<u8>) {
+        let count = |outcome| {
+            if let Some((messages, _)) = &component.metrics {
+                messages.count(outcome);
+            }
+        };
         let Ok(_permit) = self.instances.acquire().await else {
+            count(MessageOutcome::Dropped);
             let id = &component.env.id;
             tracing::warn!(
                 component = id,
@@ -168,7 +190,20 @@ impl Subscriber {
                 .call_handle_message(&mut store, &payload)
                 .await
         };
-        match tokio::time::timeout(self.handler_timeout, call).await {
+        let result = tokio::time::timeout(self.handler_timeout, call).await;
+        let guest = component.metrics.as_ref().map(|(_, guest)| guest);
+        match (&result, guest) {
+            (Ok(Err(_)), Some(g)) => g.traps.inc(),
+            (Err(_), Some(g)) => g.timeouts.inc(),
+            _ => 0,
+        };
+        count(match &result {
+            Ok(Ok(Ok(()))) => MessageOutcome::Handled,
+            Ok(Ok(Err(_))) => MessageOutcome::Failed,
+            Ok(Err(_)) => MessageOutcome::Trapped,
+            Err(_) => MessageOutcome::TimedOut,
+        });
+        match result {
             Ok(Ok(Ok(()))) => {}
             // The interface's error carries no message: the component's own
             // log says why.

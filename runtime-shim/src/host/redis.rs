@@ -16,6 +16,7 @@
 
 use super::bindings::redis::{self, Error, RedisParameter, RedisResult};
 use super::state::InstanceState;
+use crate::metrics::RedisErrorKind;
 use ::redis::aio::MultiplexedConnection;
 use redis::HostConnection;
 use std::collections::HashMap;
@@ -37,20 +38,31 @@ pub struct RedisPool {
     conns: Mutex<HashMap<String, MultiplexedConnection>>,
 }
 
+/// An error for the guest, and how the metrics count it.
+type Failure = (Error, RedisErrorKind);
+
 impl RedisPool {
-    async fn get(&self, address: &str) -> Result<MultiplexedConnection, Error> {
+    async fn get(&self, address: &str) -> Result<MultiplexedConnection, Failure> {
         let mut conns = self.conns.lock().await;
         if let Some(c) = conns.get(address) {
             return Ok(c.clone());
         }
-        let client = ::redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+        let client =
+            ::redis::Client::open(address).map_err(|_| (Error::InvalidAddress, RedisErrorKind::Connect))?;
         let config = ::redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| Error::Other(format!("cannot connect: {}", describe(&e, address))))?;
+            .map_err(|e| {
+                let message = Error::Other(format!("cannot connect: {}", describe(&e, address)));
+                let kind = match kind_of(&e) {
+                    RedisErrorKind::ConnectionLost => RedisErrorKind::Connect,
+                    other => other,
+                };
+                (message, kind)
+            })?;
         conns.insert(address.to_string(), conn.clone());
         Ok(conn)
     }
@@ -100,6 +112,23 @@ fn connection_failed(e: &::redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
+/// How the metrics count `e`.
+fn kind_of(e: &::redis::RedisError) -> RedisErrorKind {
+    if e.is_timeout() {
+        RedisErrorKind::Timeout
+    } else if e.kind() == ::redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+    {
+        RedisErrorKind::Auth
+    } else if e.kind() == ::redis::ErrorKind::UnexpectedReturnType {
+        RedisErrorKind::Type
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        RedisErrorKind::ConnectionLost
+    } else {
+        RedisErrorKind::Server
+    }
+}
+
 /// `e` as a sentence naming the server (without credentials) and the cause.
 fn describe(e: &::redis::RedisError, address: &str) -> String {
     let cause = if e.is_timeout() {
@@ -113,12 +142,32 @@ fn describe(e: &::redis::RedisError, address: &str) -> String {
 }
 
 impl InstanceState {
+    /// `cmd` on the guest's connection; a failure is counted once, as the
+    /// guest sees it.
     async fn run<T: ::redis::FromRedisValue>(
         &mut self,
         conn: &Resource<RedisConnection>,
         cmd: ::redis::Cmd,
         name: &str,
     ) -> wasmtime::Result<Result<T, Error>> {
+        let result = self.attempt(conn, cmd, name).await?;
+        Ok(result.map_err(|failure| self.count(failure)))
+    }
+
+    /// The error for the guest, counted when metrics are on.
+    fn count(&self, (error, kind): Failure) -> Error {
+        if let Some(m) = &self.app.metrics {
+            m.redis_error(kind);
+        }
+        error
+    }
+
+    async fn attempt<T: ::redis::FromRedisValue>(
+        &mut self,
+        conn: &Resource<RedisConnection>,
+        cmd: ::redis::Cmd,
+        name: &str,
+    ) -> wasmtime::Result<Result<T, Failure>> {
         let c = self.table.get(conn)?;
         let (address, mut redis) = (c.address.clone(), c.conn.clone());
         let mut retried = false;
@@ -126,7 +175,7 @@ impl InstanceState {
             let e = match cmd.query_async::<T>(&mut redis).await {
                 Ok(v) => return Ok(Ok(v)),
                 Err(e) if e.kind() == ::redis::ErrorKind::UnexpectedReturnType => {
-                    return Ok(Err(Error::TypeError));
+                    return Ok(Err((Error::TypeError, RedisErrorKind::Type)));
                 }
                 Err(e) => e,
             };
@@ -136,21 +185,24 @@ impl InstanceState {
             }
             if !dead || retried {
                 let after = if retried { " (after one retry)" } else { "" };
-                return Ok(Err(Error::Other(format!("{}{after}", describe(&e, &address)))));
+                let message = Error::Other(format!("{}{after}", describe(&e, &address)));
+                return Ok(Err((message, kind_of(&e))));
             }
             if !safe_to_repeat(name) {
-                return Ok(Err(Error::Other(format!(
+                let message = Error::Other(format!(
                     "{}; {name} was not retried: it may have taken effect",
                     describe(&e, &address)
-                ))));
+                ));
+                return Ok(Err((message, kind_of(&e))));
             }
             redis = match self.app.redis.get(&address).await {
                 Ok(c) => c,
-                Err(Error::Other(m)) => {
-                    return Ok(Err(Error::Other(format!(
+                Err((Error::Other(m), kind)) => {
+                    let message = Error::Other(format!(
                         "{}; retrying {name} on a new connection failed: {m}",
                         describe(&e, &address)
-                    ))));
+                    ));
+                    return Ok(Err((message, kind)));
                 }
                 Err(other) => return Ok(Err(other)),
             };
@@ -170,11 +222,11 @@ impl HostConnection for InstanceState {
                 self.env.id,
                 redact(&address)
             );
-            return Ok(Err(Error::InvalidAddress));
+            return Ok(Err(self.count((Error::InvalidAddress, RedisErrorKind::Denied))));
         }
         match self.app.redis.get(&address).await {
             Ok(conn) => Ok(Ok(self.table.push(RedisConnection { address, conn })?)),
-            Err(e) => Ok(Err(e)),
+            Err(failure) => Ok(Err(self.count(failure))),
         }
     }
 

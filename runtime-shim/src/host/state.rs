@@ -26,6 +26,8 @@ pub struct AppServices {
     pub kv: KvStore,
     /// JSON logs: guests' output becomes events ([`GuestLog`]).
     pub json_logs: bool,
+    /// Counts outbound Redis errors when metrics are on.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Shared by every instance of one component.
