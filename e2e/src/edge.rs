@@ -92,6 +92,8 @@ pub struct Edge {
     pub host: Host,
     manifest: PathBuf,
     args: Vec<String>,
+    /// Set for the host process beside the test's own environment.
+    env: Vec<(String, String)>,
     proc: Proc,
     dir: TempDir,
 }
@@ -121,17 +123,42 @@ impl Edge {
     }
 
     /// The product on `host` with the component URL `valkey_url` and extra
-    /// flags (`--variable` works on both hosts).
+    /// flags (`--variable` works on both hosts). A TLS `valkey`'s CA is
+    /// trusted through `SSL_CERT_FILE`, as in a pod.
     pub fn app_on_with(host: &Host, valkey: &Valkey, valkey_url: &str, extra: &[&str]) -> Edge {
+        Edge::try_app_on_with(host, valkey, valkey_url, extra)
+            .unwrap_or_else(|log| panic!("{} did not start:\n{log}", host.name()))
+    }
+
+    /// As [`Edge::app_on_with`]; `Err(log)` when it exits instead of serving.
+    pub fn try_app_on_with(
+        host: &Host,
+        valkey: &Valkey,
+        valkey_url: &str,
+        extra: &[&str],
+    ) -> Result<Edge, String> {
+        Edge::app_with_env(host, valkey_url, &valkey.host(), extra, &valkey.client_env())
+    }
+
+    /// The product on `host` with the component URL `valkey_url`, the
+    /// allowed `valkey_host`, extra flags and environment.
+    pub fn app_with_env(
+        host: &Host,
+        valkey_url: &str,
+        valkey_host: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Edge, String> {
         let mut args: Vec<String> = vec![
             "--variable".into(),
             format!("valkey_url={valkey_url}"),
             "--variable".into(),
-            format!("valkey_host={}", valkey.host()),
+            format!("valkey_host={valkey_host}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Edge::start_on(host, &repo_root().join("spin.toml"), &args)
-            .unwrap_or_else(|log| panic!("{} did not start:\n{log}", host.name()))
+        let dir = TempDir::new(host.name());
+        let manifest = repo_root().join("spin.toml");
+        Edge::launch(host, &manifest, &args, env, free_port(), dir)
     }
 
     /// Any manifest on runtime-shim; `Err(log)` when it exits instead of serving.
@@ -150,13 +177,14 @@ impl Edge {
     /// or for Spin a registry reference (`127.0.0.1:5000/forex-edge:0.1.0`).
     pub fn start_from(host: &Host, source: &OsStr, args: &[String]) -> Result<Edge, String> {
         let dir = TempDir::new(host.name());
-        Edge::launch(host, Path::new(source), args, free_port(), dir)
+        Edge::launch(host, Path::new(source), args, &[], free_port(), dir)
     }
 
     fn launch(
         host: &Host,
         manifest: &Path,
         args: &[String],
+        env: &[(String, String)],
         port: u16,
         dir: TempDir,
     ) -> Result<Edge, String> {
@@ -178,6 +206,7 @@ impl Edge {
             }
         }
         cmd.args(args);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let log = dir.path().join(format!("{}.log", host.name()));
         let mut proc = Proc::spawn_group(&mut cmd, log, host.is_spin());
         let started = eventually(Duration::from_secs(120), || {
@@ -195,6 +224,7 @@ impl Edge {
             host: host.clone(),
             manifest: manifest.to_path_buf(),
             args: args.to_vec(),
+            env: env.to_vec(),
             proc,
             dir,
         })
@@ -208,11 +238,12 @@ impl Edge {
             host,
             manifest,
             args,
+            env,
             mut proc,
             dir,
         } = self;
         proc.kill();
-        Edge::launch(&host, &manifest, &args, port, dir)
+        Edge::launch(&host, &manifest, &args, &env, port, dir)
     }
 
     pub fn addr(&self) -> SocketAddr {

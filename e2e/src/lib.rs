@@ -7,7 +7,10 @@
 //!   default) served by runtime-shim or a real Spin, the [`Host`];
 //! - [`refresh`]: one `refresher once` run;
 //! - [`Registry`]: a local OCI registry (`docker-registry`) on a free port;
-//! - snapshot fixtures such as [`snapshot_stamped`];
+//! - [`Exporter`] and [`Prometheus`]: the metrics exporter and a real
+//!   Prometheus scraping it, with the metrics catalogue ([`catalogue`]);
+//! - snapshot fixtures such as [`snapshot_stamped`], and test certificates
+//!   ([`TestCa`]) for TLS servers;
 //! - underneath, the process plumbing: [`Proc`], [`TempDir`], [`free_port`],
 //!   [`eventually`].
 //!
@@ -21,7 +24,9 @@ mod edge;
 mod fixtures;
 pub mod http;
 pub mod load;
+mod monitoring;
 mod one_frame;
+mod pki;
 mod procs;
 mod refresher;
 mod registry;
@@ -29,7 +34,9 @@ mod valkey;
 
 pub use edge::*;
 pub use fixtures::*;
+pub use monitoring::*;
 pub use one_frame::*;
+pub use pki::*;
 pub use procs::*;
 pub use refresher::*;
 pub use registry::{PushedApp, Registry, spin_and_registry};

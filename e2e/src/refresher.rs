@@ -52,5 +52,7 @@ pub fn refresh(valkey: &Valkey, one_frame: &OneFrame, extra: &[&str]) -> Run {
         one_frame.url(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    refresher_once(&args, &[], Duration::from_secs(60))
+    let env = valkey.client_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    refresher_once(&args, &env, Duration::from_secs(60))
 }

@@ -20,7 +20,7 @@ use e2e::{
 };
 use serde_norway::Value;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
@@ -435,85 +435,6 @@ fn bad_pulls_fail_start_up_clearly() {
     assert!(!log.contains(SHIM_READY), "{log}");
 }
 
-/// A CA of the test's own and a certificate for 127.0.0.1 it signed, in
-/// `dir`: `ca.pem`, `server.pem`, `server.key`. `None` without openssl.
-fn test_pki(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output();
-        match out {
-            Ok(o) if o.status.success() => Some(()),
-            Ok(o) => panic!("openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr)),
-            Err(_) => None,
-        }
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec[..],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=forex test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ][..],
-        ]
-        .concat(),
-    )?;
-    openssl(
-        &[
-            &["req"][..],
-            &ec[..],
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ][..],
-        ]
-        .concat(),
-    )?;
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "server.ext",
-    ])?;
-    Some((dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key")))
-}
-
 /// HTTPS, as production pulls from a public registry: the pushed app served
 /// by a second registry over TLS with a certificate from the test's own CA.
 /// runtime-shim trusts it through `SSL_CERT_FILE` (in a pod, the bundle
@@ -525,11 +446,12 @@ fn pulls_over_https_trusting_only_the_ca_it_is_given() {
     let Some(spin) = e2e::spin_and_registry("executor") else {
         return;
     };
-    let pki = TempDir::new("registry-pki");
-    let Some((ca, cert, key)) = test_pki(pki.path()) else {
+    let Some(pki) = e2e::TestCa::new("forex test CA") else {
         eprintln!("executor: no openssl on PATH: skipped");
         return;
     };
+    let server = pki.issue(&["127.0.0.1"], 1);
+    let (ca, cert, key) = (pki.cert.clone(), server.cert, server.key);
     let plain = Registry::start();
     let digest = plain.push_app(&spin, &plain.reference("forex-edge:0.1.0")).digest;
     let tls = Registry::start_tls_beside(&plain, &cert, &key);

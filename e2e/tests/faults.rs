@@ -6,8 +6,7 @@
 
 use e2e::http;
 use e2e::{
-    Edge, Host, OneFrame, Shim, Valkey, ValkeyOptions, eventually, refresh, refresher_once, repo_root,
-    stored_snapshot,
+    Edge, Host, OneFrame, Shim, Valkey, ValkeyOptions, eventually, refresh, refresher_once, stored_snapshot,
 };
 use shared::{Snapshot, Timestamp};
 use std::io::{Read, Write};
@@ -233,49 +232,12 @@ fn hostile_requests_get_clear_answers_and_bounded_resources() {
     );
 }
 
-/// The edge's ACL rule from the Valkey manifest, rendered for a test server.
-fn edge_acl_rule(password: &str) -> String {
-    let yaml = std::fs::read_to_string(repo_root().join("manifests/base/valkey.yaml")).unwrap();
-    let line = yaml
-        .lines()
-        .find(|l| l.contains("'user edge on"))
-        .expect("the edge ACL line in valkey.yaml");
-    let format = line.split('\'').nth(1).unwrap().trim_end_matches("\\n");
-    let rule = format
-        .replacen("%s", password, 1)
-        .replacen("%s", "rates", 1)
-        .replacen("%s", "rates_updated", 1)
-        .replace("%%", "%");
-    let rule = rule.trim_start_matches("user ").to_string();
-    // Redis 7.0 (Debian 12's stand-in for Valkey) predates CLIENT SETINFO.
-    if e2e::valkey_binary() == "redis-server" && !server_knows_setinfo() {
-        return rule.replace(" +client|setinfo", "");
-    }
-    rule
-}
-
-fn server_knows_setinfo() -> bool {
-    let v = std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&v.stdout);
-    let version = text
-        .split("v=")
-        .nth(1)
-        .unwrap_or("0")
-        .split(' ')
-        .next()
-        .unwrap_or("0");
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (7, 2)
-}
-
 fn the_edge_runs_with_a_read_only_acl_user_and_secrets_stay_out_of_logs(host: &Host) {
     let (admin_pw, edge_pw, token) = ("adm-9f1c2e7d", "edg-4b8a6c0e", "tok-1a2b3c4d5e");
     let valkey = Valkey::start_with(ValkeyOptions {
         password: Some(admin_pw.into()),
-        users: vec![edge_acl_rule(edge_pw)],
+        users: vec![e2e::acl_rule("edge", edge_pw)],
+        ..Default::default()
     });
     let one_frame = OneFrame::start(&["--token", token]);
     let edge_url = format!("redis://edge:{edge_pw}@{}", valkey.host());
@@ -344,6 +306,7 @@ fn every_process_logs_json_lines_with_fields_and_no_secrets() {
     let valkey = Valkey::start_with(ValkeyOptions {
         password: Some(admin_pw.into()),
         users: vec![],
+        ..Default::default()
     });
     let one_frame = OneFrame::start(&["--token", token, "--log-format", "json"]);
     one_frame.fault(r#"{"mode":"none"}"#);

@@ -164,7 +164,7 @@ fn run_day(
     };
     let refresher = Refresher {
         clock: clock.clone(),
-        valkey: redis::Client::open(valkey.url()).unwrap(),
+        valkey: ops::valkey::Valkey::open(&valkey.url(), "VALKEY_URL").unwrap(),
         connect_timeout: Duration::from_millis(150),
         client: OneFrameClient::new(
             &one_frame.url(),

@@ -15,13 +15,16 @@ components of manifests/components/ they use); and the example Secrets
 - built-in kinds are validated with kubernetes-validate in strict mode
   (unknown fields are errors) against each Kubernetes version in K8S_VERSIONS;
 - custom resources (SpinKube's SpinApp and SpinAppExecutor, cert-manager's
-  Certificate, Issuer and ClusterIssuer, Traefik's Middleware) are validated
-  against the CRDs vendored in manifests/crds/, with every object schema
-  closed so unknown fields are errors;
+  Certificate, Issuer and ClusterIssuer, Traefik's Middleware,
+  prometheus-operator's ServiceMonitor, PodMonitor and PrometheusRule) are
+  validated against the CRDs vendored in manifests/crds/, with every object
+  schema closed so unknown fields are errors;
 - the project's own rules hold (see the check_* functions: freshness, apply
   order, runtime, replicas, variables, outbound, rates contract, key-value
   store, paths, TLS, selectors, disruption, secrets, hardening, references,
-  image), and the placeholders left to fill in are listed.
+  image, and for monitoring: scrape targets, rule files, alerts, metrics,
+  dashboards, the exporter's ACL), and the placeholders left to fill in are
+  listed.
 
 Each check prints one line; failures are listed under it. The exit code is 0
 only when every check passes.
@@ -31,11 +34,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import difflib
 import functools
 import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -93,6 +98,7 @@ KUSTOMIZATION_FIELDS = {
     "configurations",
     "patches",
     "images",
+    "configMapGenerator",
 }
 
 # Marks an object of secrets.example.yaml as an example (label and annotation).
@@ -277,12 +283,13 @@ class Build:
 
 def load_kustomization(directory: Path, root: Path) -> list[Obj]:
     """A subset of kustomize: resources (files and directories), components,
-    patches (strategic merge and JSON 6902), namespace, labels without
-    selectors or templates, images, and configurations that name image
-    fields. Applied in kustomize's order: resources, then each component (its
-    resources join the ones accumulated so far, and its own patches,
-    namespace, labels and images apply to all of them), then this
-    kustomization's patches, namespace, labels, images."""
+    configMapGenerator (files and literals, without name hash), patches
+    (strategic merge and JSON 6902), namespace, labels without selectors or
+    templates, images, and configurations that name image fields. Applied in
+    kustomize's order: resources, then each component (its resources join
+    the ones accumulated so far, and its own generators, patches, namespace,
+    labels and images apply to all of them), then this kustomization's
+    generated ConfigMaps, patches, namespace, labels, images."""
     return _build(directory, root).objs
 
 
@@ -340,6 +347,8 @@ def _accumulate(k: dict, directory: Path, root: Path, objs: list[Obj], image_fie
             raise LoadError(f"{rel}: component {entry!r} is not a directory with a kustomization.yaml")
         built = _accumulate(_read_kustomization(target, root, component=True), target, root, objs, image_fields)
         objs, image_fields = built.objs, built.image_fields
+    for i, entry in enumerate(k.get("configMapGenerator") or []):
+        objs.append(_generate_configmap(entry, directory, root, f"{rel}: configMapGenerator[{i}]"))
 
     for i, entry in enumerate(k.get("patches") or []):
         objs = _apply_patch(objs, entry, directory, root, f"{rel}: patches[{i}]")
@@ -372,6 +381,44 @@ def _load_configuration(path: Path, root: Path) -> list[tuple[str, tuple[str, ..
             raise LoadError(f"{rel}: images field spec {spec!r}: give a kind and a plain path such as spec/image")
         out.append((kind, tuple(path_text.strip("/").split("/"))))
     return out
+
+
+# -- generators ----------------------------------------------------------------
+
+GENERATOR_FIELDS = {"name", "files", "literals", "options"}
+GENERATOR_OPTIONS = {"disableNameSuffixHash", "labels", "annotations"}
+
+
+def _generate_configmap(entry, directory: Path, root: Path, where: str) -> Obj:
+    """A configMapGenerator entry: `files` (`path` or `key=path`) and
+    `literals` (`key=value`), with options.labels/annotations. The name must
+    stay fixed (options.disableNameSuffixHash: true): this checker does not
+    reproduce kustomize's name hash, nor rewrite the references to it."""
+    if not isinstance(entry, dict) or set(entry) - GENERATOR_FIELDS or not entry.get("name"):
+        raise LoadError(f"{where}: give a name and use only {sorted(GENERATOR_FIELDS)} (behavior and envs are not supported by this checker)")
+    options = entry.get("options") or {}
+    if set(options) - GENERATOR_OPTIONS or options.get("disableNameSuffixHash") is not True:
+        raise LoadError(
+            f"{where}: this checker needs options.disableNameSuffixHash: true and understands only {sorted(GENERATOR_OPTIONS)}"
+        )
+    data = {}
+    for item in entry.get("files") or []:
+        key, _, path_text = str(item).rpartition("=")
+        path = directory / path_text
+        try:
+            data[key or path.name] = path.read_text()
+        except FileNotFoundError:
+            raise LoadError(f"{where}: file {_rel(path, root)} not found")
+    for item in entry.get("literals") or []:
+        key, sep, value = str(item).partition("=")
+        if not sep:
+            raise LoadError(f"{where}: literal {item!r} is not key=value")
+        data[key] = value
+    meta = {"name": entry["name"]}
+    for key in ("labels", "annotations"):
+        if options.get(key):
+            meta[key] = {str(k): str(v) for k, v in options[key].items()}
+    return Obj({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}, _rel(directory / "kustomization.yaml", root))
 
 
 # -- images ------------------------------------------------------------------
@@ -1340,13 +1387,14 @@ def check_variables(sets: list[ObjectSet], spin: dict) -> Check:
     return c
 
 
-OUTBOUND_HOST = re.compile(r"redis://\{\{\s*valkey_host\s*\}\}")
+OUTBOUND_HOST = re.compile(r"rediss?://\{\{\s*valkey_host\s*\}\}")
 
 
 def check_outbound(sets: list[ObjectSet], spin: dict) -> Check:
     """Rule 5: the components may reach Valkey and nothing else: every
-    allowed_outbound_hosts entry is redis://{{ valkey_host }}, and the
-    SpinApp's valkey_host is the Valkey Service of its namespace."""
+    allowed_outbound_hosts entry is redis://{{ valkey_host }} or (TLS)
+    rediss://{{ valkey_host }}, and the SpinApp's valkey_host is the Valkey
+    Service of its namespace."""
     c = Check("outbound")
     components = spin.get("component") or {}
     if "valkey_host" not in spin_variables(spin):
@@ -1356,7 +1404,7 @@ def check_outbound(sets: list[ObjectSet], spin: dict) -> Check:
             if not OUTBOUND_HOST.fullmatch(str(host)):
                 c.fail(
                     f"spin.toml [component.{cid}] allowed_outbound_hosts has {host!r}; the components may reach "
-                    f"only Valkey: use exactly 'redis://{{{{ valkey_host }}}}'"
+                    f"only Valkey: use exactly 'redis://{{{{ valkey_host }}}}' or 'rediss://{{{{ valkey_host }}}}'"
                 )
     hosts = set()
     for s in sets:
@@ -1389,7 +1437,7 @@ def check_outbound(sets: list[ObjectSet], spin: dict) -> Check:
                 if not m or m.group(1) not in hosts:
                     c.fail(f"{secret.ref()}: edge-url's host is not the SpinApp's valkey_host ({', '.join(sorted(hosts))})")
     n_hosts = sum(len(comp.get("allowed_outbound_hosts") or []) for comp in components.values())
-    c.summary = f"{len(components)} component(s), {n_hosts} outbound host(s), all redis://{{{{ valkey_host }}}} = {', '.join(sorted(hosts))}"
+    c.summary = f"{len(components)} component(s), {n_hosts} outbound host(s), all redis[s]://{{{{ valkey_host }}}} = {', '.join(sorted(hosts))}"
     return c
 
 
@@ -1399,8 +1447,9 @@ def check_rates_contract(sets: list[ObjectSet], spin: dict) -> Check:
     """The Valkey key and channel are the same everywhere: the
     SpinApp's rates_key/rates_channel (or spin.toml's defaults), the key and
     channel Valkey's ACL grants the edge (RATES_KEY/RATES_CHANNEL of the
-    Deployment valkey), and the ones the refresher writes (its
-    RATES_KEY/RATES_CHANNEL, or its defaults)."""
+    Deployment valkey), the ones the refresher writes (its
+    RATES_KEY/RATES_CHANNEL, or its defaults), and the key the exporter
+    (components/monitoring) reads."""
     c = Check("rates-contract")
     declared = spin_variables(spin)
     agreed = set()
@@ -1431,20 +1480,23 @@ def check_rates_contract(sets: list[ObjectSet], spin: dict) -> Check:
                                 f"{valkey.ref()}: container {cont.get('name')!r} {env} {got if got is _UNRESOLVED else repr(got)} "
                                 f"(what Valkey's ACL lets the edge use) is not the SpinApp's {env.lower()} {want!r} ({app.ref()})"
                             )
-            for job in s.of_kind("CronJob"):
+            readers = [(job, cont, "writes") for job in s.of_kind("CronJob") for _, cont in containers_of(pod_spec(job) or {})]
+            readers += [(o, cont, "reads") for o, cont in exporter_containers(s)]
+            for job, cont, verb in readers:
                 if job.namespace != ns:
                     continue
-                for _, cont in containers_of(pod_spec(job) or {}):
-                    for env, want in expected.items():
-                        got = env_value(s, job, cont, env)
-                        got = REFRESHER_DEFAULTS[env] if got is None else got
-                        if got != want:
-                            c.fail(
-                                f"{job.ref()}: container {cont.get('name')!r} writes {env} {got if got is _UNRESOLVED else repr(got)}, "
-                                f"not the SpinApp's {env.lower()} {want!r} ({app.ref()})"
-                            )
+                for env, want in expected.items():
+                    if verb == "reads" and env != "RATES_KEY":
+                        continue  # the exporter subscribes to nothing
+                    got = env_value(s, job, cont, env)
+                    got = REFRESHER_DEFAULTS[env] if got is None else got
+                    if got != want:
+                        c.fail(
+                            f"{job.ref()}: container {cont.get('name')!r} {verb} {env} {got if got is _UNRESOLVED else repr(got)}, "
+                            f"not the SpinApp's {env.lower()} {want!r} ({app.ref()})"
+                        )
             agreed.add(f"{expected.get('RATES_KEY')}/{expected.get('RATES_CHANNEL')}")
-    c.summary = f"key/channel {', '.join(sorted(agreed))} agree across the SpinApp, Valkey's ACL and the refresher"
+    c.summary = f"key/channel {', '.join(sorted(agreed))} agree across the SpinApp, Valkey's ACL, the refresher and the exporter"
     return c
 
 
@@ -2050,6 +2102,765 @@ def check_placeholders(sets: list[ObjectSet]) -> Check:
 
 
 # --------------------------------------------------------------------------
+# Monitoring (manifests/components/monitoring): the prometheus-operator
+# objects, the alert rules and their plain twin, the Grafana dashboard, and
+# the exporter's Valkey user.
+
+# The metric families alerts and dashboards may use, by exporter (under manifests/).
+METRICS_FILE = "components/monitoring/metrics.yaml"
+# Series Prometheus makes itself.
+PROMETHEUS_OWN_METRICS = {"up", "ALERTS"}
+# Labels Prometheus attaches to every target of a ServiceMonitor/PodMonitor
+# (prometheus-operator's relabelling), whatever the exporter exports.
+TARGET_LABELS = {"job", "instance", "namespace", "service", "pod", "container", "endpoint"}
+# Series of a histogram family besides its name; `le` is their bucket label.
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+# kube-prometheus-stack's Prometheus: its pods' labels, its namespace (as the
+# NetworkPolicies name it), and the label by which it selects ServiceMonitors,
+# PodMonitors and PrometheusRules (`release: <Helm release>`).
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+PROMETHEUS_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "monitoring"}
+PROMETHEUS_SELECTOR_LABEL = "release"
+PROMETHEUS_OPERATOR_KINDS = ("ServiceMonitor", "PodMonitor", "PrometheusRule")
+# What every alert carries (manifests/README.md, "Monitoring").
+ALERT_SEVERITIES = {"critical", "warning", "info"}
+ALERT_ANNOTATIONS = ("summary", "what_to_do", "runbook_url")
+RUNBOOK = "manifests/README.md"
+# Grafana's dashboard sidecar (kube-prometheus-stack) loads ConfigMaps with this label.
+GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
+
+# The exporter: `refresher exporter` in the refresher's image, and its Valkey
+# ACL user. It reads the snapshot (RATES_KEY), rates:seq, the per-day call
+# counters and the last run's hash, with GET and HGETALL; the connection
+# commands are what a client library sends on connecting.
+REFRESHER_IMAGE = "forex-refresher"
+EXPORTER_USER = "exporter"
+EXPORTER_KEY_PATTERNS = ("rates:seq", "oneframe:calls:*", "refresher:last-run")  # and RATES_KEY
+EXPORTER_COMMANDS = {"get", "hgetall"}
+CONNECTION_COMMANDS = {"ping", "auth", "hello", "client|setinfo", "client|setname"}
+
+
+def load_metrics(root: Path) -> dict[str, dict]:
+    """metrics.yaml as {family: {"exporter", "type", "labels": {label: [values] or None}}}."""
+    path = root / "manifests" / METRICS_FILE
+    doc = _read_yaml(path, root) or {}
+    families = {}
+    for exporter, metrics in doc.items():
+        for name, spec in (metrics or {}).items():
+            labels = (spec or {}).get("labels") or {}
+            families[name] = {
+                "exporter": exporter,
+                "type": (spec or {}).get("type"),
+                "labels": {k: (list(map(str, v)) if isinstance(v, list) else None) for k, v in labels.items()},
+            }
+    if not families:
+        raise LoadError(f"manifests/{METRICS_FILE}: lists no metric")
+    return families
+
+
+# -- PromQL, read just well enough to find the series an expression selects --
+
+PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "start", "end", "atan2"}
+PROMQL_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+_PROMQL_STRING = r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`'
+_PROMQL_TOKEN = re.compile(
+    rf"""(?P<string>{_PROMQL_STRING})
+      | (?P<matchers>\{{(?:{_PROMQL_STRING}|[^{{}}"'`])*\}})
+      | (?P<range>\[[^\]]*\])
+      | (?P<variable>\$\{{[^}}]*\}}|\$\w+)
+      | (?P<number>(?:\d|\.\d)[\w.]*)
+      | (?P<name>[A-Za-z_:][\w:]*)
+      | (?P<other>\S)""",
+    re.X,
+)
+_PROMQL_MATCHER = re.compile(rf"\s*([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*({_PROMQL_STRING})\s*(?:,|$)")
+
+
+def promql_matchers(text: str) -> list[tuple[str, str, str]] | None:
+    """(label, operator, value) of a `{...}` selector; None if unreadable."""
+    body, out, pos = text[1:-1].strip(), [], 0
+    while pos < len(body):
+        m = _PROMQL_MATCHER.match(body, pos)
+        if not m:
+            return None
+        out.append((m.group(1), m.group(2), re.sub(r"\\(.)", r"\1", m.group(3)[1:-1])))
+        pos = m.end()
+    return out
+
+
+def promql_selectors(expr: str) -> list[tuple[str, list[tuple[str, str, str]] | None]]:
+    """(metric name, matchers) of every vector selector of a PromQL
+    expression (also with Grafana's $variables). Function and aggregation
+    names (followed by `(`), keywords, the label lists of by/without/on/
+    ignoring/group_left/group_right, strings, numbers, durations and ranges
+    are skipped; a selector without a metric name gives none. Enough for the
+    manifests' own queries, not a PromQL parser: promtool checks the syntax."""
+    tokens = [(m.lastgroup, m.group()) for m in _PROMQL_TOKEN.finditer(str(expr))]
+    out, i = [], 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        following = tokens[i + 1] if i + 1 < len(tokens) else (None, "")
+        i += 1
+        if kind != "name":
+            continue
+        if text.lower() in PROMQL_LABEL_LISTS:
+            if following[1] == "(":
+                while i < len(tokens) and tokens[i][1] != ")":
+                    i += 1
+                i += 1
+            continue
+        if following[1] == "(" or following[1].lower() in ("by", "without") or text.lower() in PROMQL_KEYWORDS:
+            continue  # a function, an aggregation (`sum by (le) (...)` too) or a keyword
+        if following[0] == "matchers":
+            out.append((text, promql_matchers(following[1])))
+            i += 1
+        else:
+            out.append((text, []))
+    return out
+
+
+def metric_family(name: str, metrics: dict[str, dict]) -> str | None:
+    """The metrics.yaml family a series name belongs to (a histogram's
+    _bucket/_sum/_count series belong to the histogram)."""
+    if name in metrics:
+        return name
+    for suffix in HISTOGRAM_SUFFIXES:
+        base = name.removesuffix(suffix)
+        if base != name and metrics.get(base, {}).get("type") in ("histogram", "summary"):
+            return base
+    return None
+
+
+# -- where the queries are ---------------------------------------------------------
+
+
+def alert_rules(obj: Obj) -> Iterator[tuple[str, dict]]:
+    """(group name, rule) of every rule of a PrometheusRule."""
+    for group in get(obj.doc, "spec", "groups", default=[]) or []:
+        for rule in group.get("rules") or []:
+            yield str(group.get("name")), rule
+
+
+def dashboards(s: ObjectSet) -> Iterator[tuple[Obj, str, object]]:
+    """(ConfigMap, key, parsed JSON or the error) of every Grafana dashboard
+    of a set: the keys of ConfigMaps labelled for Grafana's sidecar."""
+    key, value = GRAFANA_DASHBOARD_LABEL
+    for cm in s.of_kind("ConfigMap"):
+        if (get(cm.doc, "metadata", "labels", default={}) or {}).get(key) != value:
+            continue
+        for name, text in (cm.doc.get("data") or {}).items():
+            try:
+                yield cm, name, json.loads(text)
+            except json.JSONDecodeError as e:
+                yield cm, name, e
+
+
+def dashboard_panels(dashboard: dict) -> Iterator[dict]:
+    """Every panel of a dashboard, those inside rows too (rows themselves not)."""
+    for panel in dashboard.get("panels") or []:
+        if panel.get("type") == "row":
+            yield from panel.get("panels") or []
+        else:
+            yield panel
+
+
+def monitoring_queries(s: ObjectSet) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every query the set makes Prometheus or Grafana run:
+    each PrometheusRule expression, each dashboard panel target and query variable."""
+    for o in s.of_kind("PrometheusRule"):
+        for _, rule in alert_rules(o):
+            yield f"{o.ref()}: {'alert' if 'alert' in rule else 'rule'} {rule.get('alert') or rule.get('record')}", str(rule.get("expr"))
+    for cm, key, board in dashboards(s):
+        if not isinstance(board, dict):
+            continue
+        for panel in dashboard_panels(board):
+            for target in panel.get("targets") or []:
+                if target.get("expr"):
+                    yield f"{cm.ref()}: {key} panel {panel.get('title')!r}", str(target["expr"])
+        for var in get(board, "templating", "list", default=[]) or []:
+            query = var.get("query")
+            query = query.get("query") if isinstance(query, dict) else query
+            if var.get("type") == "query" and query:
+                yield f"{cm.ref()}: {key} variable {var.get('name')!r}", str(query)
+
+
+def monitor_jobs(sets: list[ObjectSet]) -> set[str]:
+    """The job label of every target the ServiceMonitors and PodMonitors of
+    the sets make: the Service's name (or the value of its jobLabel label),
+    <namespace>/<name> of a PodMonitor (or its pods' jobLabel)."""
+    jobs = set()
+    for s in deployable(sets):
+        for sm in s.of_kind("ServiceMonitor"):
+            label = get(sm.doc, "spec", "jobLabel")
+            for svc in monitored_services(s, sm):
+                jobs.add((get(svc.doc, "metadata", "labels", default={}) or {}).get(label) if label else svc.name)
+        for pm in s.of_kind("PodMonitor"):
+            label = get(pm.doc, "spec", "jobLabel")
+            jobs |= {labels.get(label) for _, labels in monitored_pods(s, sets, pm)} if label else {f"{pm.namespace}/{pm.name}"}
+    return {j for j in jobs if j}
+
+
+def traefik_service_name(namespace: str | None, backend: dict) -> str:
+    """The `service` label Traefik's metrics give an Ingress backend:
+    <namespace>-<service>-<port name or number>, through Traefik's Normalize
+    (runs of other characters than letters and digits become one `-`), and
+    the provider: traefik/traefik pkg/provider/kubernetes/ingress."""
+    port = get(backend, "port", "name") or get(backend, "port", "number")
+    text = f"{namespace or 'default'}-{backend.get('name')}-{port}"
+    return "-".join(p for p in re.split(r"[^A-Za-z0-9]+", text) if p) + "@kubernetes"
+
+
+def traefik_services(sets: list[ObjectSet]) -> set[str]:
+    return {
+        traefik_service_name(ing.namespace, get(p, "backend", "service", default={}) or {})
+        for s in deployable(sets)
+        for ing in s.of_kind("Ingress")
+        for rule in get(ing.doc, "spec", "rules", default=[]) or []
+        for p in get(rule, "http", "paths", default=[]) or []
+        if get(p, "backend", "service")
+    }
+
+
+def check_metrics(sets: list[ObjectSet], metrics: dict[str, dict]) -> Check:
+    """Every series an alert rule or a dashboard panel selects is one that
+    something exports: a family of metrics.yaml (histograms with their
+    _bucket/_sum/_count series) or Prometheus's own `up` and `ALERTS`. Its
+    label matchers use labels the family has (or that Prometheus gives every
+    target), and values of the labels metrics.yaml enumerates; `job` names
+    the job of a ServiceMonitor/PodMonitor of the manifests, and Traefik's
+    `service` an Ingress backend as Traefik names it. A misspelt name or
+    value would make an alert that never fires, silently."""
+    c = Check("metrics")
+    jobs, backends = monitor_jobs(sets), traefik_services(sets)
+    used, queries = set(), set()
+    for s in deployable(sets):
+        for where, expr in monitoring_queries(s):
+            queries.add((where, expr))
+    for where, expr in sorted(queries):
+        for name, matchers in promql_selectors(expr):
+            if matchers is None:
+                c.fail(f"{where}: cannot read the label matchers of {name!r} in {expr!r}")
+                continue
+            family = None if name in PROMETHEUS_OWN_METRICS else metric_family(name, metrics)
+            if family is None and name not in PROMETHEUS_OWN_METRICS:
+                close = difflib.get_close_matches(name, list(metrics), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                c.fail(f"{where}: uses {name}, which no exporter lists in manifests/{METRICS_FILE}{hint}")
+                continue
+            used.add(family or name)
+            labels = metrics[family]["labels"] if family else {}
+            bucket = family is not None and name != family
+            for label, op, value in matchers:
+                if label == "job" and op == "=" and value not in jobs:
+                    c.fail(f"{where}: job {value!r} is the job of no ServiceMonitor/PodMonitor of the manifests ({', '.join(sorted(jobs)) or 'none'})")
+                if family and metrics[family]["exporter"] == "traefik" and label == "service" and op == "=" and value not in backends:
+                    c.fail(f"{where}: Traefik names no Ingress backend of the manifests {value!r} ({', '.join(sorted(backends)) or 'none'})")
+                if family is None or label in TARGET_LABELS or label == "__name__" or (bucket and label == "le"):
+                    continue
+                if label not in labels:
+                    c.fail(f"{where}: {name} has no label {label!r} in manifests/{METRICS_FILE} ({', '.join(sorted(labels)) or 'none'})")
+                    continue
+                values = labels[label]
+                if values is None or value == "":
+                    continue
+                if op in ("=", "!="):
+                    ok = value in values
+                else:
+                    try:
+                        ok = any(re.fullmatch(value, v) for v in values)
+                    except re.error as e:
+                        c.fail(f"{where}: {name}{{{label}{op}{value!r}}} is no valid regular expression: {e}")
+                        continue
+                if not ok:
+                    c.fail(f"{where}: {name}{{{label}{op}{value!r}}} matches none of the values {label} takes ({', '.join(values)})")
+    c.summary = f"{len(queries)} rule/panel query(ies) use {len(used)} metric(s), each listed in manifests/{METRICS_FILE} or Prometheus's own"
+    return c
+
+
+def _first_difference(a, b, path: str = "") -> str:
+    """Where two parsed YAML documents first differ, as a path."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if a.get(key, _MISSING) != b.get(key, _MISSING):
+                return _first_difference(a.get(key, _MISSING), b.get(key, _MISSING), f"{path}.{key}" if path else str(key))
+    if isinstance(a, list) and isinstance(b, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+        if len(a) != len(b):
+            return f"{path} (length {len(a)} vs {len(b)})"
+    return path or "(top level)"
+
+
+def check_rule_files(sets: list[ObjectSet], root: Path) -> Check:
+    """Every PrometheusRule has its plain Prometheus twin beside it,
+    rules/<name>.rules.yaml, with the same groups (what a Prometheus without
+    the operator loads, and what promtool tests), and a promtool test file
+    rules/<name>.rules.test.yaml that tests it: for every alert, a case where
+    it fires and one where it stays quiet."""
+    c = Check("rule-files")
+    seen, n_alerts = set(), 0
+    for s in deployable(sets):
+        for o in s.of_kind("PrometheusRule"):
+            key = (o.source, json.dumps(o.doc.get("spec"), sort_keys=True))
+            if key in seen:
+                continue  # the same object in another overlay
+            seen.add(key)
+            rules_dir = (root / o.source).parent / "rules"
+            path, test_path = rules_dir / f"{o.name}.rules.yaml", rules_dir / f"{o.name}.rules.test.yaml"
+            if not path.is_file():
+                c.fail(f"{o.ref()}: {_rel(path, root)} does not exist; keep the same groups there, for promtool and a Prometheus without the operator")
+                continue
+            plain = _read_yaml(path, root)
+            if plain != o.doc.get("spec"):
+                where = _first_difference(o.doc.get("spec"), plain)
+                c.fail(f"{o.ref()}: spec differs from {_rel(path, root)} (first at {where}); the two must stay identical")
+            if not test_path.is_file():
+                c.fail(f"{o.ref()}: no promtool tests {_rel(test_path, root)}")
+                continue
+            tests = _read_yaml(test_path, root) or {}
+            if path.name not in (tests.get("rule_files") or []):
+                c.fail(f"{_rel(test_path, root)}: rule_files does not list {path.name}")
+            cases = [case for test in tests.get("tests") or [] for case in test.get("alert_rule_test") or []]
+            for _, rule in alert_rules(o):
+                if "alert" not in rule:
+                    continue
+                n_alerts += 1
+                mine = [case for case in cases if case.get("alertname") == rule["alert"]]
+                if not any(case.get("exp_alerts") for case in mine):
+                    c.fail(f"{_rel(test_path, root)}: no test where alert {rule['alert']} fires")
+                if not any(not case.get("exp_alerts") for case in mine):
+                    c.fail(f"{_rel(test_path, root)}: no test where alert {rule['alert']} stays quiet")
+    c.summary = f"{len(seen)} PrometheusRule(s) identical to their plain rule files; promtool tests for each of {n_alerts} alert(s), firing and quiet"
+    return c
+
+
+def markdown_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings (lower case,
+    punctuation dropped, spaces to `-`, -1/-2 for repeats) and its <a id>s."""
+    anchors, counts, fence = set(re.findall(r'<a (?:id|name)="([^"]+)"', text)), {}, False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fence = not fence
+            continue
+        m = None if fence else re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m:
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-")
+            anchors.add(slug if slug not in counts else f"{slug}-{counts[slug]}")
+            counts[slug] = counts.get(slug, 0) + 1
+    return anchors
+
+
+def check_alerts(sets: list[ObjectSet], root: Path) -> Check:
+    """Every alert says how bad it is and what to do: labels.severity
+    (ALERT_SEVERITIES), annotations summary, a one-line what_to_do and a
+    runbook_url whose anchor is a heading of manifests/README.md (the path
+    before it may be a full URL of the repository). Alert names are unique."""
+    c = Check("alerts")
+    path = root / RUNBOOK
+    try:
+        anchors = markdown_anchors(path.read_text())
+    except FileNotFoundError:
+        anchors = set()
+        c.fail(f"{RUNBOOK} does not exist: the runbooks of the alerts are there")
+    names = set()
+    for s in deployable(sets):
+        for o in s.of_kind("PrometheusRule"):
+            counted = {}
+            for _, rule in alert_rules(o):
+                name = rule.get("alert")
+                if name is None:
+                    continue
+                names.add(name)
+                counted[name] = counted.get(name, 0) + 1
+                where = f"{o.ref()}: alert {name}"
+                severity = (rule.get("labels") or {}).get("severity")
+                if severity not in ALERT_SEVERITIES:
+                    c.fail(f"{where}: labels.severity is {severity!r}, not one of {', '.join(sorted(ALERT_SEVERITIES))}")
+                annotations = rule.get("annotations") or {}
+                for key in ALERT_ANNOTATIONS:
+                    if not str(annotations.get(key, "")).strip():
+                        c.fail(f"{where}: annotations.{key} is missing")
+                if "\n" in str(annotations.get("what_to_do", "")).strip():
+                    c.fail(f"{where}: annotations.what_to_do must be one line (the runbook has the rest)")
+                url = annotations.get("runbook_url")
+                if url:
+                    m = re.fullmatch(rf"(?:.*/)?{re.escape(RUNBOOK)}#([^#/\s]+)", str(url))
+                    if not m:
+                        c.fail(f"{where}: runbook_url {url!r} does not point at a section of {RUNBOOK} (…{RUNBOOK}#<anchor>)")
+                    elif m.group(1) not in anchors:
+                        close = difflib.get_close_matches(m.group(1), sorted(anchors), n=1)
+                        hint = f" (did you mean #{close[0]}?)" if close else ""
+                        c.fail(f"{where}: runbook_url {url!r}: {RUNBOOK} has no heading with anchor #{m.group(1)}{hint}")
+            for name, count in counted.items():
+                if count > 1:
+                    c.fail(f"{o.ref()}: alert {name} is defined {count} times")
+    c.summary = f"{len(names)} alert(s) with severity, summary, what_to_do and a runbook section of {RUNBOOK}"
+    return c
+
+
+def check_dashboards(sets: list[ObjectSet]) -> Check:
+    """Every Grafana dashboard ConfigMap (label grafana_dashboard: "1")
+    holds dashboards as JSON with a uid and a title, a data source variable,
+    and panels whose queries all go through it (so the dashboard works with
+    whatever Prometheus data source Grafana has)."""
+    c = Check("dashboards")
+    n = set()
+    for s in deployable(sets):
+        for cm, key, board in dashboards(s):
+            where = f"{cm.ref()}: {key}"
+            if not isinstance(board, dict):
+                c.fail(f"{where}: not a JSON dashboard ({board})")
+                continue
+            n.add((cm.identity(), key))
+            for field_name in ("uid", "title"):
+                if not board.get(field_name):
+                    c.fail(f"{where}: has no {field_name}")
+            variables = [v.get("name") for v in get(board, "templating", "list", default=[]) or [] if v.get("type") == "datasource"]
+            if not variables:
+                c.fail(f"{where}: has no data source variable (templating, type datasource)")
+                continue
+            allowed = {f"${variables[0]}", f"${{{variables[0]}}}"}
+            for panel in dashboard_panels(board):
+                title = panel.get("title")
+                targets = panel.get("targets") or []
+                if not targets:
+                    c.fail(f"{where}: panel {title!r} has no query")
+                for item in [panel] + targets:
+                    uid = get(item, "datasource", "uid")
+                    if item is panel and "datasource" not in panel:
+                        continue
+                    if uid not in allowed:
+                        c.fail(f"{where}: panel {title!r} uses data source {uid!r}, not the variable ${{{variables[0]}}}")
+                for target in targets:
+                    if not target.get("expr"):
+                        c.fail(f"{where}: panel {title!r} target {target.get('refId')!r} has no expr")
+    c.summary = f"{len(n)} dashboard(s), every panel querying through the data source variable"
+    return c
+
+
+# -- scrape targets ---------------------------------------------------------------
+
+
+def monitor_namespaces(s: ObjectSet, monitor: Obj) -> set[str | None]:
+    """The namespaces a ServiceMonitor/PodMonitor looks in (default: its own)."""
+    selector = get(monitor.doc, "spec", "namespaceSelector", default={}) or {}
+    if selector.get("any"):
+        return {o.namespace for o in s.objects}
+    return set(selector.get("matchNames") or [monitor.namespace])
+
+
+def monitored_services(s: ObjectSet, monitor: Obj) -> list[Obj]:
+    namespaces = monitor_namespaces(s, monitor)
+    selector = get(monitor.doc, "spec", "selector", default={}) or {}
+    return [
+        svc
+        for svc in s.of_kind("Service")
+        if svc.namespace in namespaces and selector_matches(selector, get(svc.doc, "metadata", "labels", default={}) or {})
+    ]
+
+
+def monitored_pods(s: ObjectSet, sets: list[ObjectSet], monitor: Obj) -> list[tuple[Obj, dict]]:
+    namespaces = monitor_namespaces(s, monitor)
+    selector = get(monitor.doc, "spec", "selector", default={}) or {}
+    return [(o, labels) for o, labels in _pods(s, sets) if o.namespace in namespaces and selector_matches(selector, labels)]
+
+
+def container_ports(obj: Obj) -> list[dict]:
+    """The container ports of the pods a workload makes (a SpinApp's: the
+    one spin-operator declares, 80 named http-app)."""
+    if obj.kind == "SpinApp":
+        return [{"name": "http-app", "containerPort": 80}]
+    return [p for _, cont in containers_of(pod_spec(obj) or {}) for p in cont.get("ports") or []]
+
+
+def _peer_admits(peer: dict, own_namespace: str | None, namespace_labels: dict, namespace: str, pod_labels: dict) -> bool:
+    if "ipBlock" in peer:
+        return False  # pod addresses are not known here
+    if "namespaceSelector" in peer:
+        if not selector_matches(peer["namespaceSelector"] or {}, namespace_labels):
+            return False
+    elif namespace != own_namespace:
+        return False
+    return selector_matches(peer.get("podSelector") or {}, pod_labels)
+
+
+def ingress_allowed(s: ObjectSet, namespace: str | None, labels: dict, port: int | None, port_name: str | None) -> bool:
+    """Whether the NetworkPolicies of the set let Prometheus (namespace
+    `monitoring`, PROMETHEUS_POD_LABELS) open TCP `port` of a pod."""
+    policies = [
+        np
+        for np in s.of_kind("NetworkPolicy")
+        if np.namespace == namespace
+        and "Ingress" in (get(np.doc, "spec", "policyTypes") or ["Ingress"])
+        and selector_matches(get(np.doc, "spec", "podSelector", default={}) or {}, labels)
+    ]
+    if not policies:
+        return True  # nothing isolates the pod
+    prometheus_ns = PROMETHEUS_NAMESPACE_LABELS["kubernetes.io/metadata.name"]
+    for np in policies:
+        for rule in get(np.doc, "spec", "ingress", default=[]) or []:
+            peers = rule.get("from") or []
+            if peers and not any(_peer_admits(p, namespace, PROMETHEUS_NAMESPACE_LABELS, prometheus_ns, PROMETHEUS_POD_LABELS) for p in peers):
+                continue
+            for p in rule.get("ports") or [{}]:
+                if p.get("protocol", "TCP") != "TCP":
+                    continue
+                want = p.get("port")
+                if want is None or want == port_name or (port is not None and isinstance(want, int) and want <= port <= p.get("endPort", want)):
+                    return True
+    return False
+
+
+def prometheus_seconds(text: str) -> float | None:
+    """A Prometheus duration (`15s`, `1m30s`, `500ms`) in seconds; None if it is none."""
+    units = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+)(ms|[ywdhms])", str(text))
+    if not parts or "".join(n + u for n, u in parts) != str(text):
+        return None
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def check_scrape_targets(sets: list[ObjectSet]) -> Check:
+    """Prometheus can scrape what the ServiceMonitors and PodMonitors name:
+    - a ServiceMonitor selects a Service of the manifests (in its
+      namespaceSelector's namespaces), each endpoint's `port` is a port name
+      of those Services (or its targetPort one of theirs), and a named
+      targetPort is a container port of the pods; a PodMonitor selects pods
+      and names a container port of theirs; a scrapeTimeout is not above the
+      interval (Prometheus refuses such a configuration);
+    - the NetworkPolicies let kube-prometheus-stack's Prometheus (namespace
+      monitoring, app.kubernetes.io/name: prometheus) reach that port;
+    - every ServiceMonitor, PodMonitor and PrometheusRule carries the
+      `release` label kube-prometheus-stack selects them by, the same value
+      on all of them."""
+    c = Check("scrape")
+    n = set()
+    for s in deployable(sets):
+        pods = _pods(s, sets)
+        releases: dict[str, list[str]] = {}
+        for kind in PROMETHEUS_OPERATOR_KINDS:
+            for o in s.of_kind(kind):
+                value = (get(o.doc, "metadata", "labels", default={}) or {}).get(PROMETHEUS_SELECTOR_LABEL)
+                if not value:
+                    c.fail(
+                        f"{o.ref()}: has no label {PROMETHEUS_SELECTOR_LABEL}: kube-prometheus-stack's Prometheus selects "
+                        f"{', '.join(PROMETHEUS_OPERATOR_KINDS)} by release: <its Helm release> and would ignore it"
+                    )
+                else:
+                    releases.setdefault(value, []).append(o.name)
+        if len(releases) > 1:
+            listed = "; ".join(f"{v}: {', '.join(sorted(names))}" for v, names in sorted(releases.items()))
+            c.fail(f"[{s.label}] the {PROMETHEUS_SELECTOR_LABEL} labels differ ({listed}); one Prometheus selects one value")
+
+        def reachable(monitor: Obj, what: str, maker: Obj, labels: dict, target) -> None:
+            if isinstance(target, str):
+                port = next((p for p in container_ports(maker) if p.get("name") == target), None)
+                if port is None:
+                    c.fail(f"{monitor.ref()}: {what}: port {target!r} is no container port of {maker.ref()}")
+                    return
+                number, name = port.get("containerPort"), target
+            else:
+                number = target
+                name = next((p.get("name") for p in container_ports(maker) if p.get("containerPort") == target), None)
+            if not ingress_allowed(s, maker.namespace, labels, number, name):
+                c.fail(
+                    f"{monitor.ref()}: {what}: no NetworkPolicy lets Prometheus (namespace monitoring, app.kubernetes.io/name: "
+                    f"prometheus) reach port {number} of {maker.ref()}; every scrape would time out"
+                )
+
+        for monitor in s.of_kind("ServiceMonitor") + s.of_kind("PodMonitor"):
+            for i, ep in enumerate(get(monitor.doc, "spec", "endpoints" if monitor.kind == "ServiceMonitor" else "podMetricsEndpoints", default=[]) or []):
+                interval, timeout = prometheus_seconds(ep.get("interval", "")), prometheus_seconds(ep.get("scrapeTimeout", ""))
+                if interval is not None and timeout is not None and timeout > interval:
+                    c.fail(f"{monitor.ref()}: endpoint {i}: scrapeTimeout {ep['scrapeTimeout']} is above its interval {ep['interval']}")
+        for sm in s.of_kind("ServiceMonitor"):
+            services = monitored_services(s, sm)
+            selector = get(sm.doc, "spec", "selector", default={}) or {}
+            if not services:
+                c.fail(f"{sm.ref()}: selector {_selector_text(selector)} selects no Service of the manifests in {', '.join(sorted(map(str, monitor_namespaces(s, sm))))}")
+                continue
+            for i, ep in enumerate(get(sm.doc, "spec", "endpoints", default=[]) or []):
+                for svc in services:
+                    n.add((sm.identity(), i, svc.identity()))
+                    ports = get(svc.doc, "spec", "ports", default=[]) or []
+                    if "port" in ep:
+                        chosen = [p for p in ports if p.get("name") == ep["port"]]
+                    else:
+                        chosen = [p for p in ports if p.get("targetPort", p.get("port")) == ep.get("targetPort")]
+                    if not chosen:
+                        names = ", ".join(str(p.get("name")) for p in ports)
+                        c.fail(f"{sm.ref()}: endpoints[{i}] port {ep.get('port', ep.get('targetPort'))!r} is no port of {svc.ref()} ({names})")
+                        continue
+                    target = chosen[0].get("targetPort", chosen[0].get("port"))
+                    selected = [(o, ls) for o, ls in pods if o.namespace == svc.namespace and selector_matches({"matchLabels": get(svc.doc, "spec", "selector", default={}) or {}}, ls)]
+                    for maker, labels in selected:
+                        reachable(sm, f"endpoints[{i}] via {svc.kind} {svc.name}", maker, labels, target)
+        for pm in s.of_kind("PodMonitor"):
+            selected = monitored_pods(s, sets, pm)
+            if not selected:
+                selector = get(pm.doc, "spec", "selector", default={}) or {}
+                c.fail(f"{pm.ref()}: selector {_selector_text(selector)} selects no pod the manifests make")
+                continue
+            for i, ep in enumerate(get(pm.doc, "spec", "podMetricsEndpoints", default=[]) or []):
+                target = ep.get("port", ep.get("portNumber", ep.get("targetPort")))
+                for maker, labels in selected:
+                    n.add((pm.identity(), i, maker.identity()))
+                    reachable(pm, f"podMetricsEndpoints[{i}]", maker, labels, target)
+    c.summary = f"{len(n)} scrape endpoint(s) select a Service/pod with that port, reachable by Prometheus; one {PROMETHEUS_SELECTOR_LABEL} label"
+    return c
+
+
+# -- the exporter's Valkey user ---------------------------------------------------
+
+
+def is_exporter(container: dict) -> bool:
+    """A container running `refresher exporter`."""
+    image = split_image(str(container.get("image", "")))[0].rsplit("/", 1)[-1]
+    return image == REFRESHER_IMAGE and "exporter" in (container.get("command") or []) + (container.get("args") or [])
+
+
+def exporter_containers(s: ObjectSet) -> list[tuple[Obj, dict]]:
+    return [(o, cont) for o in s.objects for _, cont in containers_of(pod_spec(o) or {}) if is_exporter(cont)]
+
+
+UNSET = "<unset>"
+
+
+def valkey_acl_users(s: ObjectSet, obj: Obj, container: dict) -> dict[str, tuple[list[str], list[str]] | str]:
+    """The ACL users a container's shell script writes with
+    `printf 'user NAME RULES...\\n' "$VAR"...`: NAME -> (rules, names of the
+    variables the line uses that the container does not set), with each
+    `"$VAR"` replaced by the container's value (a Secret's by <secret>), as
+    printf would write them; or NAME -> the reason it cannot be read."""
+    script = "\n".join(str(x) for x in (container.get("command") or []) + (container.get("args") or []))
+    users, lines = {}, script.splitlines()
+    for i, line in enumerate(lines):
+        if not re.match(r"\s*printf\s+'user\s", line):
+            continue
+        text = line.strip()
+        while text.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            text = text[:-1] + " " + lines[i].strip()
+        name = text.split()[2] if len(text.split()) > 2 else "?"
+        try:
+            words = shlex.split(text)
+        except ValueError as e:
+            users[name] = f"cannot read the printf line: {e}"
+            continue
+        unset, args = [], []
+        for word in words[2:]:
+            m = re.fullmatch(r"\$\{?(\w+)\}?", word)
+            value = env_value(s, obj, container, m.group(1)) if m else word
+            if value is None:
+                unset.append(m.group(1))
+                value = UNSET
+            args.append("<secret>" if value is _UNRESOLVED else value)
+        try:
+            rendered = words[1].removesuffix("\\n") % tuple(args)
+        except (TypeError, ValueError) as e:
+            users[name] = f"printf would not render it ({e})"
+            continue
+        tokens = rendered.split()
+        users[tokens[1]] = (tokens[2:], unset)
+    return users
+
+
+def acl_problems(rules: list[str], needed_keys: set[str], commands: set[str]) -> list[str]:
+    """What a user's ACL rules allow beyond reading `needed_keys` with
+    `commands` (plus the connection commands), or what it lacks of them."""
+    problems, patterns, granted = [], set(), set()
+    if "on" not in rules:
+        problems.append("is not `on`")
+    if "nopass" in rules or not any(r[:1] in (">", "#") for r in rules):
+        problems.append("has no password (>…)")
+    for r in rules:
+        if r in ("on", "off", "resetkeys", "resetchannels", "resetpass", "nopass") or r[:1] in (">", "<", "#"):
+            continue
+        m = re.fullmatch(r"(%(R|W|RW)~|~)(.+)", r)
+        if r == "allkeys" or m:
+            pattern = "*" if r == "allkeys" else m.group(3)
+            if r == "allkeys" or m.group(2) != "R":
+                problems.append(f"{r}: may write keys (the exporter only reads: %R~)")
+            patterns.add(pattern)
+        elif r == "allchannels" or r.startswith("&"):
+            problems.append(f"{r}: may use a Pub/Sub channel (the exporter needs none: resetchannels only)")
+        elif r in ("allcommands", "+@all") or r.startswith("+@"):
+            problems.append(f"{r}: grants a whole category of commands; grant them one by one")
+        elif r in ("nocommands", "-@all"):
+            granted = set()
+        elif r.startswith("+"):
+            granted.add(r[1:].lower())
+        elif r.startswith("-"):
+            granted.discard(r[1:].lower())
+        else:
+            problems.append(f"{r}: a rule this checker does not know")
+    for cmd in sorted(granted - commands - CONNECTION_COMMANDS):
+        problems.append(f"+{cmd}: more than it needs (it reads with {', '.join(sorted(commands))} only)")
+    for cmd in sorted(commands - granted):
+        problems.append(f"cannot run {cmd}, which it needs")
+    for pattern in sorted(needed_keys - patterns):
+        problems.append(f"cannot read {pattern}, which it reads")
+    for pattern in sorted(patterns - needed_keys):
+        problems.append(f"may read {pattern}, which it does not need")
+    return problems
+
+
+def check_exporter_acl(sets: list[ObjectSet]) -> Check:
+    """The exporter's Valkey user (written by Valkey's init container, as
+    `printf 'user exporter ...'`) can read what the exporter reads, the
+    snapshot (RATES_KEY), rates:seq, oneframe:calls:* and refresher:last-run,
+    with GET and HGETALL, and nothing more: read-only key patterns, exactly
+    those, no channel, no other command than the connection's. Where the
+    exporter runs, Valkey's init container gets the user's password (so the
+    line is written), and the example Secret's URL the exporter reads logs in
+    as that user."""
+    c = Check("exporter-acl")
+    examples = [o for s in sets if not s.deployable for o in s.objects if o.kind == "Secret"]
+    checked = set()
+    for s in deployable(sets):
+        exporters = exporter_containers(s)
+        for valkey in s.of_kind("Deployment"):
+            for _, cont in containers_of(pod_spec(valkey) or {}):
+                users = valkey_acl_users(s, valkey, cont)
+                if EXPORTER_USER not in users:
+                    continue
+                where = f"{valkey.ref()}: container {cont.get('name')!r}, ACL user {EXPORTER_USER}"
+                user = users[EXPORTER_USER]
+                if isinstance(user, str):
+                    c.fail(f"{where}: {user}")
+                    continue
+                rules, unset = user
+                key = next((env_value(s, o, e, "RATES_KEY") for o, e in exporters if env_value(s, o, e, "RATES_KEY")), None)
+                key = key or env_value(s, valkey, cont, "RATES_KEY") or REFRESHER_DEFAULTS["RATES_KEY"]
+                for problem in acl_problems(rules, {str(key), *EXPORTER_KEY_PATTERNS}, EXPORTER_COMMANDS):
+                    c.fail(f"{where}: {problem}")
+                checked.add(valkey.identity())
+                if exporters and unset:
+                    c.fail(
+                        f"[{s.label}] {where}: {', '.join(unset)} not set, so the user is never written and the exporter "
+                        f"cannot log in (components/monitoring sets it)"
+                    )
+        if exporters and not any(EXPORTER_USER in valkey_acl_users(s, v, cont) for v in s.of_kind("Deployment") for _, cont in containers_of(pod_spec(v) or {})):
+            c.fail(f"[{s.label}] the exporter runs, but no Valkey init container writes an ACL user {EXPORTER_USER}")
+        for o, cont in exporters:
+            for e in cont.get("env") or []:
+                ref = get(e, "valueFrom", "secretKeyRef")
+                if e.get("name") != "VALKEY_URL" or not ref:
+                    continue
+                example = next((x for x in examples if x.name == ref.get("name")), None)
+                url = str(get(example.doc, "stringData", ref.get("key"), default="")) if example else ""
+                m = re.fullmatch(r"rediss?://([^:@/]*)(?::[^@/]*)?@.*", url)
+                if url and (not m or m.group(1) != EXPORTER_USER):
+                    c.fail(f"{example.ref()}: {ref.get('key')} (the exporter's VALKEY_URL) must log in as {EXPORTER_USER}: redis://{EXPORTER_USER}:<password>@…")
+    c.summary = (
+        f"ACL user {EXPORTER_USER} of {len(checked)} Valkey(s) reads the rates key, {', '.join(EXPORTER_KEY_PATTERNS)} "
+        f"with {', '.join(sorted(EXPORTER_COMMANDS))}, and nothing more"
+    )
+    return c
+
+
+# --------------------------------------------------------------------------
 
 
 def crate_version(root: Path, manifest: str) -> str:
@@ -2082,6 +2893,7 @@ def run(root: Path, use_kubectl: bool) -> int:
         except tomllib.TOMLDecodeError as e:
             raise LoadError(f"spin.toml: not valid TOML: {e}")
         crate_versions = {image: crate_version(root, manifest) for image, manifest in IMAGE_CRATES.items()}
+        metrics = load_metrics(root)
     except LoadError as e:
         print(f"FAIL load: {e}")
         print("manifests: could not be loaded")
@@ -2110,6 +2922,12 @@ def run(root: Path, use_kubectl: bool) -> int:
         check_hardening(loaded),
         check_references(loaded),
         check_image(loaded, spin, crate_versions),
+        check_scrape_targets(loaded),
+        check_rule_files(loaded, root),
+        check_alerts(loaded, root),
+        check_metrics(loaded, metrics),
+        check_dashboards(loaded),
+        check_exporter_acl(loaded),
         check_placeholders(loaded),
     ]
     for check in checks:

@@ -1,9 +1,11 @@
 //! What the project's native processes (the refresher and its exporter,
 //! runtime-shim) share to be operated, beside logging (`log-format`):
 //! - [`metrics`]: a `/metrics` endpoint on a listener of its own;
-//! - [`shutdown`]: the signal that ends a long-running process.
+//! - [`shutdown`]: the signal that ends a long-running process;
+//! - [`valkey`]: Valkey clients over TCP or TLS, and their errors in words.
 
 pub mod metrics;
+pub mod valkey;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (Kubernetes stopping the pod).
 pub async fn shutdown() {

@@ -11,6 +11,7 @@
 
 use crate::last_run::Outcome;
 use crate::status::{self, Reading, Status, Verdict};
+use ops::valkey::Valkey;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,14 +24,12 @@ use tokio::sync::Mutex;
 
 /// What the exporter reads and how long it may take.
 pub struct Exporter {
-    pub valkey: redis::Client,
-    /// The Valkey URL without credentials, for the log.
-    pub valkey_url: String,
+    pub valkey: Valkey,
     pub rates_key: String,
     pub budget: u64,
     pub schedule_interval: Duration,
     /// Limit of connecting and of each command; a scrape takes at most
-    /// twice this.
+    /// three times this.
     pub timeout: Duration,
     /// The connection scrapes share; dropped when it fails.
     conn: Mutex<Option<MultiplexedConnection>>,
@@ -40,8 +39,7 @@ pub struct Exporter {
 
 impl Exporter {
     pub fn new(
-        valkey: redis::Client,
-        valkey_url: String,
+        valkey: Valkey,
         rates_key: String,
         budget: u64,
         schedule_interval: Duration,
@@ -49,7 +47,6 @@ impl Exporter {
     ) -> Exporter {
         Exporter {
             valkey,
-            valkey_url,
             rates_key,
             budget,
             schedule_interval,
@@ -59,41 +56,31 @@ impl Exporter {
         }
     }
 
-    /// Reads Valkey within the limit; `Err` says why it could not.
+    /// Reads Valkey within the limits; `Err` says why it could not.
     async fn read(&self, now: Timestamp) -> Result<Reading, String> {
         // Scrapes take turns on the one connection: each is bounded, and
         // Prometheus scrapes one target one at a time anyway.
         let mut slot = self.conn.lock().await;
-        let read = async {
-            if slot.is_none() {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout));
-                *slot = Some(
-                    self.valkey
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await?,
-                );
+        let conn = match slot.as_mut() {
+            Some(c) => c,
+            None => {
+                let c = self.valkey.connect(self.timeout, self.timeout).await;
+                slot.insert(c.map_err(|e| e.to_string())?)
             }
-            let conn = slot.as_mut().expect("connected above");
-            status::read(conn, &self.rates_key, now).await
         };
+        let url = self.valkey.redacted();
         let limit = self.timeout * 2;
-        let result = match tokio::time::timeout(limit, read).await {
+        let result = match tokio::time::timeout(limit, status::read(conn, &self.rates_key, now)).await {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e))
-                if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("WRONGPASS") =>
-            {
-                Err(format!(
-                    "Valkey at {} refused the exporter's credentials: {e}",
-                    self.valkey_url
-                ))
-            }
-            Ok(Err(e)) => Err(format!("cannot read Valkey at {}: {e}", self.valkey_url)),
-            Err(_) => Err(format!(
-                "Valkey at {} did not answer within {limit:?}",
-                self.valkey_url
+            Ok(Err(e)) if e.is_timeout() => Err(format!(
+                "Valkey at {url} did not answer within {:?}",
+                self.timeout
             )),
+            Ok(Err(e)) => Err(format!(
+                "cannot read Valkey at {url}: {}",
+                self.valkey.describe(&e)
+            )),
+            Err(_) => Err(format!("Valkey at {url} did not answer within {limit:?}")),
         };
         if result.is_err() {
             *slot = None;
@@ -110,7 +97,7 @@ impl Exporter {
                 *failing = Some(why.clone());
             }
             (Ok(_), Some(_)) => {
-                tracing::info!("Valkey at {} answers again", self.valkey_url);
+                tracing::info!("Valkey at {} answers again", self.valkey.redacted());
                 *failing = None;
             }
             _ => {}

@@ -7,6 +7,7 @@
 //! risk, 11 stale, 12 missing).
 
 use clap::Parser;
+use ops::valkey::ConnectError;
 use refresher::client::{OneFrameClient, usd_legs};
 use refresher::clock::SystemClock;
 use refresher::config::{Cli, Command, Settings};
@@ -22,7 +23,7 @@ fn build(s: &Settings) -> Result<Refresher<SystemClock>, RefreshError> {
         .map_err(RefreshError::Config)?;
     Ok(Refresher {
         clock: SystemClock,
-        valkey: valkey::client(&s.valkey_url).map_err(RefreshError::Config)?,
+        valkey: valkey::open(&s.valkey_url).map_err(RefreshError::Config)?,
         connect_timeout: s.connect_timeout,
         client,
         quota: QuotaGuard::new(s.daily_quota),
@@ -67,24 +68,21 @@ async fn status(s: &Settings, json: bool) -> ExitCode {
         tracing::error!(exit_code = code, "{what}");
         ExitCode::from(code)
     };
-    let client = match valkey::client(&s.valkey_url) {
-        Ok(c) => c,
+    let valkey = match valkey::open(&s.valkey_url) {
+        Ok(v) => v,
         Err(e) => return fail(2, e),
     };
-    let url = valkey::redact(&s.valkey_url);
+    let url = valkey.redacted();
     let now = Timestamp::now();
-    let read = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        status::read(&mut conn, &s.rates_key, now).await
+    let mut conn = match valkey.connect(s.connect_timeout, s.connect_timeout).await {
+        Ok(c) => c,
+        Err(ConnectError::Config(why)) => return fail(2, why),
+        Err(ConnectError::Unavailable(why)) => return fail(1, why),
     };
-    // Connecting and reading, each limited by --connect-timeout.
     let limit = s.connect_timeout * 2;
-    let reading = match tokio::time::timeout(limit, read).await {
+    let reading = match tokio::time::timeout(limit, status::read(&mut conn, &s.rates_key, now)).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
-            return fail(2, format!("Valkey refused the credentials of {url}: {e}"));
-        }
-        Ok(Err(e)) => return fail(1, format!("cannot read Valkey at {url}: {e}")),
+        Ok(Err(e)) => return fail(1, format!("cannot read Valkey at {url}: {}", valkey.describe(&e))),
         Err(_) => return fail(1, format!("Valkey at {url} did not answer within {limit:?}")),
     };
     let report = status::judge(&reading, now, s.daily_quota, s.schedule_interval);
@@ -98,8 +96,8 @@ async fn status(s: &Settings, json: bool) -> ExitCode {
 
 /// `refresher exporter`: serves until SIGTERM; a scrape never fails.
 async fn exporter(s: &Settings, listen: std::net::SocketAddr) -> ExitCode {
-    let client = match valkey::client(&s.valkey_url) {
-        Ok(c) => c,
+    let valkey = match valkey::open(&s.valkey_url) {
+        Ok(v) => v,
         Err(e) => {
             tracing::error!(exit_code = 2, "{e}");
             return ExitCode::from(2);
@@ -112,7 +110,7 @@ async fn exporter(s: &Settings, listen: std::net::SocketAddr) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let url = valkey::redact(&s.valkey_url);
+    let url = valkey.redacted();
     tracing::info!(
         address = %listen,
         valkey = url,
@@ -120,8 +118,7 @@ async fn exporter(s: &Settings, listen: std::net::SocketAddr) -> ExitCode {
         s.rates_key
     );
     let exporter = refresher::exporter::Exporter::new(
-        client,
-        url,
+        valkey,
         s.rates_key.clone(),
         s.daily_quota,
         s.schedule_interval,

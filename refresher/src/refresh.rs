@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::last_run;
 use crate::quota::{self, QuotaGuard};
 use crate::store::{SnapshotStore, WriteOutcome};
+use ops::valkey::{ConnectError, Valkey};
 use rand::Rng;
 use redis::aio::MultiplexedConnection;
 use shared::one_frame::AnswerError;
@@ -36,7 +37,7 @@ impl Backoff {
 
 pub struct Refresher<C: Clock> {
     pub clock: C,
-    pub valkey: redis::Client,
+    pub valkey: Valkey,
     pub connect_timeout: Duration,
     pub client: OneFrameClient,
     pub quota: QuotaGuard,
@@ -97,17 +98,27 @@ impl fmt::Display for RefreshError {
     }
 }
 
-/// A Valkey failure as a step: refused credentials or permissions are the
-/// operator's to fix (exit 2 at once); anything else may pass with a retry.
-fn valkey_step(what: &str, e: redis::RedisError) -> Step {
+/// A Valkey failure as a step: refused credentials or permissions, and TLS
+/// failures (an untrusted or wrong certificate, TLS on one side only), are
+/// the operator's to fix (exit 2 at once); anything else may pass with a
+/// retry.
+fn valkey_step(valkey: &Valkey, what: &str, e: redis::RedisError) -> Step {
     let refused = e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
     if refused {
         Step::Stop(RefreshError::Config(format!(
             "Valkey {what} was refused ({e}): check the user and password of VALKEY_URL and that user's ACL"
         )))
+    } else if let Some(cause) = valkey.tls_cause(&e) {
+        Step::Stop(RefreshError::Config(format!(
+            "Valkey {what} at {} failed: {cause}",
+            valkey.redacted()
+        )))
     } else {
-        Step::Retry(Cause::Valkey, format!("Valkey {what} failed: {e}"))
+        Step::Retry(
+            Cause::Valkey,
+            format!("Valkey {what} failed: {}", valkey.describe(&e)),
+        )
     }
 }
 
@@ -204,23 +215,12 @@ impl<C: Clock> Refresher<C> {
         slot: &'c mut Option<MultiplexedConnection>,
     ) -> Result<&'c mut MultiplexedConnection, Step> {
         if slot.is_none() {
-            let config = redis::AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(self.connect_timeout))
-                .set_response_timeout(Some(self.connect_timeout.max(Duration::from_secs(2))));
-            let c = self
-                .clock
-                .timeout(
-                    self.connect_timeout,
-                    self.valkey.get_multiplexed_async_connection_with_config(&config),
-                )
-                .await
-                .map_err(|_| {
-                    Step::Retry(
-                        Cause::Valkey,
-                        format!("Valkey connection timed out after {:?}", self.connect_timeout),
-                    )
-                })?
-                .map_err(|e| valkey_step("connection", e))?;
+            let response_limit = self.connect_timeout.max(Duration::from_secs(2));
+            let c = match self.valkey.connect(self.connect_timeout, response_limit).await {
+                Ok(c) => c,
+                Err(ConnectError::Config(why)) => return Err(Step::Stop(RefreshError::Config(why))),
+                Err(ConnectError::Unavailable(why)) => return Err(Step::Retry(Cause::Valkey, why)),
+            };
             *slot = Some(c);
         }
         Ok(slot.as_mut().expect("connected above"))
@@ -245,7 +245,7 @@ impl<C: Clock> Refresher<C> {
             .quota
             .acquire(conn, now, reserve)
             .await
-            .map_err(|e| valkey_step("quota check", e))?;
+            .map_err(|e| valkey_step(&self.valkey, "quota check", e))?;
         let Some(permit) = permit else {
             if reserve > 0 {
                 return Err(Step::HeldBack(format!(
@@ -333,14 +333,14 @@ impl<C: Clock> Refresher<C> {
             .store
             .next_seq(conn)
             .await
-            .map_err(|e| valkey_step("INCR rates:seq", e))?;
+            .map_err(|e| valkey_step(&self.valkey, "INCR rates:seq", e))?;
         let snapshot = Snapshot::new(seq, fetched_at, quotes.to_vec())
             .map_err(|e| Step::Retry(Cause::Snapshot, e.to_string()))?;
         let outcome = self
             .store
             .write_if_newer(conn, &snapshot)
             .await
-            .map_err(|e| valkey_step("snapshot write", e))?;
+            .map_err(|e| valkey_step(&self.valkey, "snapshot write", e))?;
         Ok((seq, outcome))
     }
 }

@@ -1,33 +1,10 @@
-//! The refresher's Valkey client and how its URL appears in logs.
+//! The refresher's Valkey: a client for `--valkey-url` (`VALKEY_URL`), in
+//! clear or over TLS (`ops::valkey`), with errors that name the setting.
 
-/// A client for `url` (checked, not yet connected).
-pub fn client(url: &str) -> Result<redis::Client, String> {
-    redis::Client::open(url).map_err(|e| format!("--valkey-url {} is not a Redis URL: {e}", redact(url)))
-}
+pub use log_format::redact;
+pub use ops::valkey::Valkey;
 
-/// The URL without its password, for logs and errors.
-pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_string(),
-        },
-        None => String::from("<invalid url>"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(
-            redact("redis://:s3cret@valkey:6379/0"),
-            "redis://***@valkey:6379/0"
-        );
-        assert_eq!(redact("redis://edge:p@ss@valkey:6379"), "redis://***@valkey:6379");
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact("s3cret"), "<invalid url>");
-    }
+/// The Valkey of `--valkey-url` (checked, not yet connected).
+pub fn open(url: &str) -> Result<Valkey, String> {
+    Valkey::open(url, "VALKEY_URL (--valkey-url)")
 }

@@ -1,6 +1,8 @@
 //! `allowed_outbound_hosts`: which addresses a component may connect to.
 //! Entries look like `redis://host:port` (`*` allowed for scheme, host or
-//! port; a missing port means the scheme's well-known one).
+//! port; a missing port means the scheme's well-known one). As in Spin, the
+//! scheme is matched exactly (`redis://` does not allow `rediss://`), and
+//! `rediss` has no well-known port: its entries name one (or `*`).
 
 use wasmtime::{Result, bail};
 
@@ -14,7 +16,6 @@ pub struct AllowedHost {
 fn well_known_port(scheme: &str) -> Option<u16> {
     match scheme {
         "redis" => Some(6379),
-        "rediss" => Some(6380),
         "http" => Some(80),
         "https" => Some(443),
         "postgres" => Some(5432),
@@ -59,10 +60,12 @@ impl AllowedHost {
         })
     }
 
-    fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+    /// `port` is `None` for a URL without one whose scheme has no
+    /// well-known port: only a `*` port allows it.
+    fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
         self.scheme.as_deref().is_none_or(|s| s == scheme)
             && self.host.as_deref().is_none_or(|h| h == host)
-            && self.port.is_none_or(|p| p == port)
+            && self.port.is_none_or(|p| Some(p) == port)
     }
 }
 
@@ -94,9 +97,7 @@ impl AllowedHosts {
             },
             None => (hostport, None),
         };
-        let Some(port) = port.or_else(|| well_known_port(&scheme)) else {
-            return false;
-        };
+        let port = port.or_else(|| well_known_port(&scheme));
         let host = host.to_ascii_lowercase();
         !host.is_empty() && self.0.iter().any(|a| a.allows(&scheme, &host, port))
     }
@@ -123,6 +124,23 @@ mod tests {
         assert!(!hosts(&[]).allows_url("redis://valkey:6379"));
         assert!(hosts(&["*://*:*"]).allows_url("redis://anything:1"));
         assert!(hosts(&["redis://127.0.0.1:*"]).allows_url("redis://127.0.0.1:4242"));
+    }
+
+    #[test]
+    fn rediss_is_its_own_scheme_without_a_default_port() {
+        let h = hosts(&["rediss://valkey:6380"]);
+        assert!(h.allows_url("rediss://edge:pw@valkey:6380"));
+        assert!(
+            !h.allows_url("redis://valkey:6380"),
+            "no plain text by a TLS entry"
+        );
+        assert!(!h.allows_url("rediss://valkey"), "no default port for rediss");
+        assert!(!hosts(&["redis://valkey:6380"]).allows_url("rediss://valkey:6380"));
+        assert!(hosts(&["rediss://valkey:*"]).allows_url("rediss://valkey"));
+        assert!(
+            AllowedHost::parse("rediss://valkey").is_err(),
+            "an entry names the port"
+        );
     }
 
     #[test]

@@ -236,7 +236,7 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         .into_values()
         .map(|sub| {
             (
-                host::redact(&sub.address),
+                log_format::redact(&sub.address),
                 tokio::spawn(sub.run(stopping.clone())),
             )
         })

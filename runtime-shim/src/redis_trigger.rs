@@ -11,10 +11,11 @@
 //! gets one message with an empty payload on each of its channels: the hint
 //! to catch up that Spin cannot give (its trigger never resubscribes).
 
+use crate::host::RedisHandlerPre;
 use crate::host::{AppServices, ComponentEnv, InstanceState, new_store};
-use crate::host::{RedisHandlerPre, redact};
 use crate::metrics::{GuestMetrics, MessageMetrics, MessageOutcome, SubscriptionMetrics};
 use futures_util::StreamExt;
+use log_format::redact;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +105,7 @@ impl Subscriber {
         resubscribing: bool,
         stop: &mut watch::Receiver<bool>,
     ) -> wasmtime::Result<Ended> {
-        let client = redis::Client::open(self.address.as_str())?;
+        let client = ops::valkey::client(&self.address).map_err(|e| wasmtime::format_err!("{e}"))?;
         let subscribe = async {
             let mut pubsub = client.get_async_pubsub().await?;
             for channel in self.channels.keys() {
@@ -112,10 +113,27 @@ impl Subscriber {
             }
             Ok::<_, redis::RedisError>(pubsub)
         };
-        let pubsub = tokio::select! {
+        let subscribed = tokio::select! {
             _ = stopped(stop) => return Ok(Ended::Stopped),
-            subscribed = tokio::time::timeout(CONNECT_TIMEOUT, subscribe) => subscribed
-                .map_err(|_| wasmtime::format_err!("no answer within {CONNECT_TIMEOUT:?}"))??,
+            subscribed = tokio::time::timeout(CONNECT_TIMEOUT, subscribe) => subscribed,
+        };
+        let failed = match subscribed {
+            Ok(Ok(pubsub)) => Ok(pubsub),
+            Ok(Err(e)) => Err(Some(e)),
+            Err(_) => Err(None),
+        };
+        let pubsub = match failed {
+            Ok(pubsub) => pubsub,
+            // TLS set up wrong on one side, named; else what failed.
+            Err(e) => match ops::valkey::connect_cause(&self.address, e.as_ref(), PING_TIMEOUT).await {
+                Some(cause) => wasmtime::bail!("{}", ops::valkey::scrub(&cause, &self.address)),
+                None => match e {
+                    Some(e) if !e.is_timeout() => {
+                        wasmtime::bail!("{}", ops::valkey::describe(&e, &self.address))
+                    }
+                    _ => wasmtime::bail!("no answer within {CONNECT_TIMEOUT:?}"),
+                },
+            },
         };
         let names: Vec<&str> = self.channels.keys().map(String::as_str).collect();
         let address = redact(&self.address);

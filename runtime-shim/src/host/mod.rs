@@ -15,7 +15,6 @@ mod unsupported;
 mod variables;
 
 pub use bindings::redis_handler::RedisHandlerPre;
-pub use redis::redact;
 pub use state::{AppServices, ComponentEnv, InstanceState, MAX_INSTANCE_MEMORY};
 
 use std::sync::Arc;

@@ -18,6 +18,8 @@ use super::bindings::redis::{self, Error, RedisParameter, RedisResult};
 use super::state::InstanceState;
 use crate::metrics::RedisErrorKind;
 use ::redis::aio::MultiplexedConnection;
+use log_format::redact;
+use ops::valkey::scrub;
 use redis::HostConnection;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -47,22 +49,31 @@ impl RedisPool {
         if let Some(c) = conns.get(address) {
             return Ok(c.clone());
         }
-        let client =
-            ::redis::Client::open(address).map_err(|_| (Error::InvalidAddress, RedisErrorKind::Connect))?;
+        ::redis::IntoConnectionInfo::into_connection_info(address)
+            .map_err(|_| (Error::InvalidAddress, RedisErrorKind::Connect))?;
+        // rediss://: TLS checked against the system's CAs plus SSL_CERT_FILE.
+        let client = ops::valkey::client(address).map_err(|e| (Error::Other(e), RedisErrorKind::Tls))?;
         let config = ::redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| {
-                let message = Error::Other(format!("cannot connect: {}", describe(&e, address)));
-                let kind = match kind_of(&e) {
+        let conn = match client.get_multiplexed_async_connection_with_config(&config).await {
+            Ok(c) => c,
+            Err(e) => {
+                // TLS set up wrong on one side, named; else what failed.
+                let (cause, kind) = match ops::valkey::connect_cause(address, Some(&e), REDIS_TIMEOUT).await {
+                    Some(cause) => (
+                        scrub(&format!("Redis at {}: {cause}", redact(address)), address),
+                        RedisErrorKind::Tls,
+                    ),
+                    None => (describe(&e, address), kind_of(&e)),
+                };
+                let kind = match kind {
                     RedisErrorKind::ConnectionLost => RedisErrorKind::Connect,
                     other => other,
                 };
-                (message, kind)
-            })?;
+                return Err((Error::Other(format!("cannot connect: {cause}")), kind));
+            }
+        };
         conns.insert(address.to_string(), conn.clone());
         Ok(conn)
     }
@@ -114,7 +125,9 @@ fn connection_failed(e: &::redis::RedisError) -> bool {
 
 /// How the metrics count `e`.
 fn kind_of(e: &::redis::RedisError) -> RedisErrorKind {
-    if e.is_timeout() {
+    if ops::valkey::is_tls_error(e) {
+        RedisErrorKind::Tls
+    } else if e.is_timeout() {
         RedisErrorKind::Timeout
     } else if e.kind() == ::redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
@@ -131,7 +144,9 @@ fn kind_of(e: &::redis::RedisError) -> RedisErrorKind {
 
 /// `e` as a sentence naming the server (without credentials) and the cause.
 fn describe(e: &::redis::RedisError, address: &str) -> String {
-    let cause = if e.is_timeout() {
+    let cause = if let Some(tls) = ops::valkey::tls_cause(e, address) {
+        tls
+    } else if e.is_timeout() {
         format!("no answer within {REDIS_TIMEOUT:?}")
     } else if e.is_io_error() || e.is_connection_dropped() {
         format!("connection lost: {e}")
@@ -363,31 +378,6 @@ fn to_results(v: ::redis::Value) -> Result<Vec<RedisResult>, Error> {
     }
 }
 
-/// `message` with the password of `address` (if any) replaced, in case a
-/// library error quoted it.
-fn scrub(message: &str, address: &str) -> String {
-    let password = address
-        .split_once("://")
-        .and_then(|(_, rest)| rest.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':').map(|(_, pw)| pw))
-        .filter(|pw| !pw.is_empty());
-    match password {
-        Some(pw) => message.replace(pw, "***"),
-        None => message.to_string(),
-    }
-}
-
-/// An address without its password, for logs.
-pub fn redact(address: &str) -> String {
-    match address.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => address.to_string(),
-        },
-        None => "<not a URL>".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,11 +397,6 @@ mod tests {
     #[test]
     fn credentials_never_reach_a_message() {
         let url = "redis://edge:s3cret@valkey:6379";
-        assert_eq!(redact(url), "redis://***@valkey:6379");
-        assert_eq!(redact("redis://valkey:6379"), "redis://valkey:6379");
-        assert_eq!(redact("valkey:6379"), "<not a URL>");
-        assert_eq!(scrub("AUTH s3cret refused", url), "AUTH *** refused");
-        assert_eq!(scrub("nothing secret", "redis://valkey:6379"), "nothing secret");
         let io = ::redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         let said = describe(&io, url);
         assert!(
