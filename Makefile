@@ -69,6 +69,8 @@ test-rust:
 check-manifests:
 	python3 manifests/check/check_manifests.py
 	python3 -m unittest discover -s manifests/check -p 'test_*.py'
+	promtool check rules manifests/components/monitoring/rules/forex.rules.yaml
+	promtool test rules manifests/components/monitoring/rules/forex.rules.test.yaml
 
 ## Edge vs. native baseline on this machine (release build; the run takes about 2 minutes).
 bench: wasm

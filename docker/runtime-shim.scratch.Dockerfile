@@ -26,7 +26,11 @@ USER 65532:65532
 # restarts when a volume is mounted here (the overlay mounts an emptyDir);
 # without one, start-up warns that nothing can be kept and goes on.
 ENV RUNTIME_SHIM_CACHE_DIR=/var/cache/runtime-shim
-EXPOSE 80
+# Prometheus metrics on a port of their own (spin-operator fixes the
+# container's arguments, not its environment): scraped through the Service
+# of manifests/components/monitoring/runtime-shim.
+ENV RUNTIME_SHIM_METRICS_LISTEN=0.0.0.0:9465
+EXPOSE 80 9465
 ENTRYPOINT ["/runtime-shim"]
 CMD ["up", "--listen", "0.0.0.0:80"]
 LABEL org.opencontainers.image.title="runtime-shim" \

@@ -386,6 +386,9 @@ fn status_gives_each_verdict_with_its_exit_code_on_a_live_stack() {
     assert_eq!(json["quota"]["used_today"].as_u64(), Some(one_frame.calls()));
     assert!(text.contains(&format!("seq {}", stored.seq)), "{text}");
     assert!(text.ends_with("verdict    ok (exit 0)\n"), "{text}");
+    assert_eq!(json["last_run"]["outcome"], "stored", "{json}");
+    assert_eq!(json["last_run"]["success_at"], json["last_run"]["at"], "{json}");
+    assert!(text.contains("): stored; last success "), "{text}");
 
     // The rest of today's schedule cannot be met with a budget this small.
     let (text, _) = expect_verdict(&valkey.url(), &["--daily-quota", "1"], 10, "quota-at-risk");
@@ -404,6 +407,7 @@ fn status_runs_as_the_read_only_edge_user_and_never_prints_its_password() {
     let valkey = Valkey::start_with(e2e::ValkeyOptions {
         password: Some("adm-5e6f".into()),
         users: vec!["reader on >rdr-7a8b ~rates resetchannels -@all +get +@connection".into()],
+        ..Default::default()
     });
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
@@ -412,6 +416,10 @@ fn status_runs_as_the_read_only_edge_user_and_never_prints_its_password() {
     assert!(json["quota"]["used_today"].is_null(), "{json}");
     assert!(
         text.contains("quota      unknown (this Valkey user may not read the call count)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refresher  unknown (this Valkey user may not read refresher:last-run)"),
         "{text}"
     );
     let wrong = e2e::refresher_command(
