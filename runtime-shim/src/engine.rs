@@ -1,15 +1,18 @@
 //! Everything expensive, done once at start-up: the wasmtime engine with a
 //! pooling allocator and epoch interruption, turning `wasm32-wasip1` modules
-//! into components, and compiling them (or loading the compiled code from
-//! the on-disk cache). Linking them to the host is `host::instance_pre`.
+//! into components, compiling them (or loading the compiled code from the
+//! on-disk cache) and linking them to the host ([`compile`]).
 
-use crate::host::MAX_INSTANCE_MEMORY;
-use crate::manifest::Source;
+use crate::app::{App, Source};
+use crate::host::{self, ComponentEnv, InstanceState, MAX_INSTANCE_MEMORY};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Result;
 use wasmtime::component::Component;
+use wasmtime::component::InstancePre;
 use wasmtime::error::Context;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -110,10 +113,7 @@ impl CompileCache {
             let mut h = Sha256::new();
             h.update(&bytes);
             std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut HashWriter(&mut h));
-            h.finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
+            hex(&h.finalize())
         };
         let cached = self.dir.as_ref().map(|d| d.join(format!("{key}.cwasm")));
         if let Some(file) = cached.as_ref().filter(|f| f.is_file()) {
@@ -138,6 +138,22 @@ impl CompileCache {
     }
 }
 
+/// Lower-case hex of a digest.
+pub(crate) fn hex(digest: &[u8]) -> String {
+    use std::fmt::Write;
+    digest
+        .iter()
+        .fold(String::with_capacity(digest.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// `sha256:<hex>` of `bytes`, as OCI names blobs.
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
 struct HashWriter<'a>(&'a mut Sha256);
 
 impl std::hash::Hasher for HashWriter<'_> {
@@ -159,4 +175,41 @@ pub(crate) fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()>
     ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, file)
+}
+
+/// Every component of an app, compiled and linked, with what its instances
+/// may do: what the triggers instantiate per request or message.
+pub struct Compiled {
+    pub components: HashMap<String, (InstancePre<InstanceState>, Arc<ComponentEnv>)>,
+    /// Components compiled now, and loaded from the cache.
+    pub compiled: usize,
+    pub cached: usize,
+}
+
+/// Compiles (or loads from `cache`) and links every component of `app`.
+pub fn compile(app: &App, engine: &Engine, cache: &CompileCache) -> Result<Compiled> {
+    let mut out = Compiled {
+        components: HashMap::new(),
+        compiled: 0,
+        cached: 0,
+    };
+    for (id, c) in &app.components {
+        let (component, from_cache) = cache
+            .load(engine, &c.source)
+            .with_context(|| format!("component {id:?}"))?;
+        if from_cache {
+            out.cached += 1
+        } else {
+            out.compiled += 1
+        }
+        let pre = host::instance_pre(engine, &component, id)?;
+        let env = Arc::new(ComponentEnv {
+            id: id.clone(),
+            allowed_hosts: c.allowed_outbound_hosts.clone(),
+            key_value_stores: c.key_value_stores.clone(),
+            variables: c.variables.clone(),
+        });
+        out.components.insert(id.clone(), (pre, env));
+    }
+    Ok(out)
 }

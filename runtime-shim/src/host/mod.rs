@@ -2,10 +2,13 @@
 //! generated from Spin's WIT, what each instance's store holds
 //! ([`InstanceState`]) and what instances share ([`AppServices`],
 //! [`ComponentEnv`]), the Spin interfaces this host implements (key-value,
-//! outbound Redis, variables), stubs for those it does not, and the one
-//! way to make an instance's store ([`new_store`]) and link a component
-//! ([`instance_pre`]). The triggers use these; nothing else reaches in.
+//! outbound Redis, variables) with the permission check of outbound
+//! connections beside them ([`allowed_hosts`]), stubs for those it does
+//! not, and the one way to make an instance's store ([`new_store`]) and
+//! link a component ([`instance_pre`]). The triggers use these; nothing
+//! else reaches in.
 
+pub mod allowed_hosts;
 mod bindings;
 mod guest_log;
 mod kv;

@@ -14,10 +14,9 @@ mod reference;
 
 pub use reference::Reference;
 
-use crate::manifest::{Declared, Source};
+use crate::app::{Declared, Source};
 use client::{Client, Refusal, Transport};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,7 +117,7 @@ impl Pull {
             );
         }
         let json = self.blob(&locked, "the locked app").await?;
-        let declared = crate::locked::parse(&json)
+        let declared = crate::app::locked::parse(&json)
             .map_err(|e| format_err!("{}: the locked app: {e:#}", self.reference))?;
         self.layers = manifest.layers;
         Ok((digest, declared))
@@ -264,14 +263,7 @@ impl Pull {
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut out = String::from("sha256:");
-    for b in hash {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
+use crate::engine::sha256_digest as sha256;
 
 /// Verified blobs by digest. A file that no longer matches its name is
 /// removed and fetched again; a cache that cannot be written is only a

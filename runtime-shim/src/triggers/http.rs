@@ -1,6 +1,7 @@
-//! The HTTP trigger: one hyper server, routes from the manifest, and per
-//! request a fresh instance of the routed component (Spin's model) made from
-//! an `InstancePre`, bounded in time and memory. A guest that traps answers
+//! The HTTP trigger: one hyper server ([`serve`]: the accept loop, with
+//! its limits), routes from the manifest, and per request a fresh instance
+//! of the routed component (Spin's model) made from an `InstancePre`,
+//! bounded in time and memory. A guest that traps answers
 //! 500, one that runs too long 504; the next request gets a new instance and
 //! is unaffected.
 //!
@@ -8,15 +9,16 @@
 //! answered by the host before routing, and a request that reaches a
 //! component must name its host (`Host` or an absolute URI).
 
-use crate::access_log::AccessLog;
+use super::access_log::AccessLog;
+use crate::app::RoutePattern;
 use crate::host::{AppServices, ComponentEnv, InstanceState, new_store};
-use crate::manifest::RoutePattern;
 use crate::metrics::{GuestMetrics, HttpMetrics};
 use bytes::Bytes;
 use http::uri::Authority;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -349,4 +351,67 @@ fn add_spin_headers(req: &mut Request<Incoming>, route: &Route, host: &Authority
     put("spin-component-route", &matched_prefix);
     put("spin-base-path", "/");
     put("spin-client-addr", &client.to_string());
+}
+
+/// What one client may take of the server.
+pub struct ConnectionLimits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// An idle or slow client must send its request headers within this.
+    pub header_read_timeout: Duration,
+}
+
+/// Bytes of request head one connection may buffer.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Accepts connections until `shutdown` resolves; the connections still
+/// open are then left to drain through the returned handle.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    trigger: Arc<HttpTrigger>,
+    limits: &ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<hyper_util::server::graceful::GracefulShutdown> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(100)
+        // About the most a connection buffers of a request's head (a last
+        // read may take it to twice this): past it, 431 and the connection
+        // closes.
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = connections.clone().acquire_owned() => p?,
+        };
+        let (stream, client) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let trigger = trigger.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let trigger = trigger.clone();
+            async move { Ok::<_, std::convert::Infallible>(trigger.handle(req, client).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    Ok(graceful)
 }

@@ -8,8 +8,8 @@
 //! requirements, other triggers or stores) fails here, naming it, instead of
 //! being silently dropped.
 
-use crate::manifest::{Declared, DeclaredComponent, DeclaredHttp, DeclaredRedis, Source};
-use crate::variables::VariableDecl;
+use super::declared::{Declared, DeclaredComponent, DeclaredHttp, DeclaredRedis, Source};
+use super::variables::VariableDecl;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
