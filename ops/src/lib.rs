@@ -7,6 +7,13 @@
 pub mod metrics;
 pub mod valkey;
 
+/// Makes ring the process's rustls crypto provider, once; every TLS client
+/// of the process (Valkey, registries, One-Frame's HTTP client, built
+/// without a provider of its own) uses it. Call before building one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (Kubernetes stopping the pod).
 pub async fn shutdown() {
     let mut term =

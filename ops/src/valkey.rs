@@ -188,6 +188,7 @@ pub fn client(url: &str) -> Result<Client, String> {
              give the server's CA in {CA_FILE_ENV} instead"
         )),
         ConnectionAddr::TcpTls { .. } => {
+            crate::install_crypto_provider();
             let roots = trusted_roots(std::env::var_os(CA_FILE_ENV).as_deref().map(Path::new))?;
             let certificates = TlsCertificates {
                 client_tls: None,

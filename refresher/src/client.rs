@@ -56,6 +56,7 @@ impl OneFrameClient {
         let rates_url = base
             .join("rates")
             .map_err(|e| format!("--one-frame-url {base_url:?}: {e}"))?;
+        ops::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .pool_max_idle_per_host(1)

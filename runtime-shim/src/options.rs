@@ -20,8 +20,8 @@ pub struct UpOptions {
     /// ghcr.io/org/app:1.0 or ...@sha256:<digest>.
     #[arg(short = 'f', long = "from", default_value = "spin.toml")]
     pub from: String,
-    /// Pull over plain HTTP (a registry on 127.0.0.1, [::1] or localhost
-    /// gets it anyway when it does not speak HTTPS).
+    /// Pull over plain HTTP (a registry on 127.0.0.1 or localhost gets it
+    /// anyway when it does not speak HTTPS).
     #[arg(short = 'k', long)]
     pub insecure: bool,
     /// Spin runtime config: [[config_provider]] of type env and

@@ -43,7 +43,7 @@ impl AppSource {
         if path.exists() || arg.ends_with(".toml") {
             return Ok(AppSource::Manifest(path.to_path_buf()));
         }
-        oci::Reference::parse(arg)
+        oci::parse_reference(arg)
             .map(AppSource::Registry)
             .map_err(|e| wasmtime::format_err!("-f {arg}: no such file, and not an OCI reference: {e}"))
     }

@@ -12,10 +12,11 @@
 mod client;
 mod reference;
 
-pub use reference::Reference;
+pub use reference::{Reference, is_loopback, parse as parse_reference};
 
 use crate::app::{Declared, Source};
 use client::{Client, Refusal, Transport};
+use oci_client::manifest::OciDescriptor;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -159,16 +160,19 @@ impl Pull {
 
     /// The manifest, by digest from the cache when the reference pins one.
     async fn manifest(&mut self) -> Result<(String, Vec<u8>)> {
-        if let Some(digest) = &self.reference.digest
+        if let Some(digest) = self.reference.digest()
             && let Some(bytes) = self.cache.get(digest)
         {
             self.from_cache += 1;
-            return Ok((digest.clone(), bytes));
+            return Ok((digest.to_string(), bytes));
         }
         let reference = self.reference.clone();
-        let path = format!("manifests/{}", reference.manifest_ref());
-        let (headers, body) = match self.client()?.get(&path, OCI_MANIFEST, MAX_MANIFEST).await? {
-            Ok(ok) => ok,
+        let body = match self
+            .client()?
+            .manifest(&reference, OCI_MANIFEST, MAX_MANIFEST)
+            .await?
+        {
+            Ok(body) => body,
             Err(Refusal::Status { code, detail }) if code == http::StatusCode::NOT_FOUND => {
                 bail!("{reference} does not exist in the registry ({detail})")
             }
@@ -176,16 +180,15 @@ impl Pull {
                 bail!("{reference}: the registry answered {code} ({detail})")
             }
             Err(Refusal::TooLarge) => bail!("{reference}: the manifest is larger than {MAX_MANIFEST} bytes"),
+            Err(Refusal::Mismatch(_)) => {
+                bail!("{reference}: the registry sent a manifest that does not match its digest")
+            }
         };
         let digest = sha256(&body);
-        if let Some(expected) = &reference.digest
-            && *expected != digest
+        if let Some(expected) = reference.digest()
+            && expected != digest
         {
             bail!("{reference}: the registry sent a manifest whose digest is {digest}");
-        }
-        let announced = headers.get("docker-content-digest").and_then(|v| v.to_str().ok());
-        if let Some(announced) = announced.filter(|a| *a != digest) {
-            bail!("{reference}: the manifest's digest is {digest}, but the registry calls it {announced}");
         }
         self.fetched += 1;
         self.cache.put(&digest, &body);
@@ -206,11 +209,16 @@ impl Pull {
             );
         }
         let reference = self.reference.clone();
-        let path = format!("blobs/{}", d.digest);
+        let layer = OciDescriptor {
+            media_type: d.media_type.clone(),
+            digest: d.digest.clone(),
+            size: d.size as i64,
+            ..OciDescriptor::default()
+        };
         // A little over the size, so that too many bytes show as a mismatch.
         let max = d.size as usize + 1;
-        let body = match self.client()?.get(&path, "*/*", max).await? {
-            Ok((_, body)) => body,
+        let body = match self.client()?.blob(&reference, &layer, max).await? {
+            Ok(body) | Err(Refusal::Mismatch(body)) => body,
             Err(Refusal::Status { code, detail }) if code == http::StatusCode::NOT_FOUND => {
                 bail!(
                     "{reference}: {what} (layer {}) is missing from the registry ({detail})",
@@ -248,16 +256,12 @@ impl Pull {
         if self.client.is_none() {
             let transport = if self.options.insecure {
                 Transport::Http
-            } else if self.reference.is_loopback() {
+            } else if is_loopback(&self.reference) {
                 Transport::HttpsThenHttp
             } else {
                 Transport::Https
             };
-            self.client = Some(Client::new(
-                self.reference.api_host(),
-                &self.reference.repository,
-                transport,
-            )?);
+            self.client = Some(Client::new(self.reference.registry(), transport)?);
         }
         Ok(self.client.as_mut().expect("set above"))
     }
