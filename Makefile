@@ -6,7 +6,7 @@ WASM_TARGET := wasm32-wasip1
 EDGE_COMPONENTS := -p rates-http -p rates-sync
 FIXTURE_COMPONENTS := -p probe-http -p probe-redis -p floor-http
 
-.PHONY: build wasm push push-preflight images up test test-rust check-manifests lint audit audit-advisories fmt bench soak fuzz clean
+.PHONY: build wasm push push-preflight images up test test-rust check-docs check-manifests lint audit audit-advisories fmt bench soak fuzz clean
 
 ## Native binaries (refresher, one-frame, runtime-shim, tools) and the Wasm components.
 build: wasm
@@ -53,7 +53,7 @@ up: build
 	bash scripts/up.sh
 
 ## Everything CI runs besides formatting and lints.
-test: build check-manifests test-rust
+test: build check-docs check-manifests test-rust
 
 # The simulated day runs on its own so that its figures (calls, share of the
 # day with fresh rates) are printed.
@@ -64,6 +64,10 @@ test-rust:
 	$(CARGO) build --target $(WASM_TARGET) -p forex-shared
 	$(CARGO) test -- --skip a_simulated_day
 	$(CARGO) test -p e2e --test simulated_day -- --show-output
+
+## Every relative link and #anchor of the Markdown files resolves (no network).
+check-docs:
+	python3 scripts/check_docs.py
 
 ## Offline validation of manifests/ (schemas, CRDs, project rules) and its own tests.
 check-manifests:

@@ -1,5 +1,5 @@
 //! runtime-shim with the probe fixture components and a real Valkey. The
-//! tests named in the README's table "Where it is better than spin up", and
+//! tests named in the runtime-shim/README.md's table "Where it is better than `spin up`", and
 //! those of what runtime-shim does as Spin does (variables, well-known
 //! paths, the Host header, a trap), run on both hosts and assert what each
 //! one does.
@@ -348,7 +348,7 @@ fn variables_come_from_flags_files_environment_dotenv_and_defaults(host: &Host) 
     }
 }
 
-/// README, "manifest mistakes": each case with what runtime-shim's error
+/// runtime-shim/README.md, "manifest mistakes": each case with what runtime-shim's error
 /// names, and what Spin's names (`None`: Spin starts with it).
 fn manifest_mistakes_fail_at_start_up(host: &Host) {
     let dir = TempDir::new("bad");
@@ -560,7 +560,7 @@ fn well_known_paths_are_the_hosts_own_and_components_need_a_host_header(host: &H
     }
 }
 
-/// README: a trapping component gets a JSON 500 from runtime-shim, an empty
+/// runtime-shim/README.md: a trapping component gets a JSON 500 from runtime-shim, an empty
 /// 500 from Spin.
 fn a_trapping_component_answers_500(host: &Host) {
     let dir = TempDir::new("trap-500");
@@ -585,7 +585,7 @@ fn unsupported_spin_interfaces_load_and_return_their_error() {
     shim.assert_logged("imports unsupported interfaces");
 }
 
-/// README, "Valkey drops": runtime-shim keeps serving HTTP and resubscribes;
+/// runtime-shim/README.md, "Valkey drops": runtime-shim keeps serving HTTP and resubscribes;
 /// Spin ends the whole app.
 fn a_valkey_restart_is_survived_by_runtime_shim_and_ends_spin(host: &Host) {
     let mut valkey = Valkey::start();
@@ -743,7 +743,7 @@ fn sigterm_finishes_the_redis_message_in_hand_and_reports_one_it_gives_up() {
     );
 }
 
-/// README, "outbound Redis": one multiplexed connection on runtime-shim, a
+/// runtime-shim/README.md, "outbound Redis": one multiplexed connection on runtime-shim, a
 /// new connection per `Connection::open` on Spin.
 fn outbound_redis_connections_per_instance(host: &Host) {
     let valkey = Valkey::start();

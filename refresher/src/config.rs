@@ -1,4 +1,4 @@
-//! Command line and environment (README, "Refresher").
+//! Command line and environment (refresher/README.md; `--help` lists the flags).
 
 use clap::{Args, Parser, Subcommand};
 use shared::Currency;

@@ -76,7 +76,7 @@ pub enum RefreshError {
 }
 
 impl RefreshError {
-    /// The process exit code (see the README's table).
+    /// The process exit code (refresher/README.md, "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {
             RefreshError::Transient(_) => 1,

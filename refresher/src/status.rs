@@ -1,5 +1,5 @@
 //! `refresher status`: how the system is doing, read-only, in one screen or
-//! as JSON, with a verdict and an exit code to match (README, "Refresher").
+//! as JSON, with a verdict and an exit code to match (refresher/README.md).
 //!
 //! It reads the snapshot (`GET <rates key>`), today's One-Frame call count
 //! (`GET oneframe:calls:<day>`), the seq counter (`GET rates:seq`) and the

@@ -26,7 +26,7 @@ pub enum RatesQuery {
     Batch(Vec<Pair>),
 }
 
-/// The API's error codes (README, "API").
+/// The API's error codes (docs/api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidRequest,

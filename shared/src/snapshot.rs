@@ -1,4 +1,4 @@
-//! The schema-1 snapshot stored in Valkey under `rates` (README, "Refresher").
+//! The schema-1 snapshot stored in Valkey under `rates` (docs/edge.md, "The Valkey contract").
 //!
 //! Decoding is strict: a reader keeps what it had rather than accept a
 //! snapshot with an unknown schema, a bad price or a duplicate pair.

@@ -1,4 +1,4 @@
-//! `rates-http`: the rates API (README, "API") as a Spin HTTP component.
+//! `rates-http`: the rates API (docs/api.md) as a Spin HTTP component.
 //!
 //! Every answer comes from the instance's key-value cache, through
 //! [`edge_cache::current_table`]: it refills the cache from Valkey when it is
@@ -77,7 +77,7 @@ fn method_name(m: &Method) -> &str {
 /// the head and the body at once and sends them in one write. Setting the
 /// response first (the usual order) lets a host send the head alone; on a
 /// listener without `TCP_NODELAY`, as Spin's is, the body then waits for the
-/// client's delayed ACK, about 40 ms on Linux (README, "Performance").
+/// client's delayed ACK, about 40 ms on Linux (docs/performance.md).
 fn write(out: ResponseOutparam, answer: Answer, head: bool) {
     let body_bytes = answer.body.into_bytes();
     let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(answer.headers.len() + 2);
