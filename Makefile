@@ -68,6 +68,7 @@ test-rust:
 ## Every relative link and #anchor of the Markdown files resolves (no network).
 check-docs:
 	python3 scripts/check_docs.py
+	python3 -m unittest discover -s scripts -p 'test_*.py'
 
 ## Offline validation of manifests/ (schemas, CRDs, project rules) and its own tests.
 check-manifests:
