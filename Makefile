@@ -39,9 +39,10 @@ push-preflight:
 		echo "make push: no Spin CLI found (set SPIN=/path/to/spin or put spin on PATH)" >&2; exit 2; \
 	fi
 
-## The refresher and One-Frame emulator images, built with buildah from static
-## musl binaries, `FROM scratch` (docker/*.scratch.Dockerfile; nothing pulled):
-## forex-refresher:<version> and one-frame:<version>. With
+## The refresher, One-Frame emulator and runtime-shim images, built with
+## buildah from static musl binaries, `FROM scratch`
+## (docker/*.scratch.Dockerfile; nothing pulled): forex-refresher:<version>,
+## one-frame:<version> and runtime-shim:<version>. With
 ## REGISTRY=<host>[:port]/<prefix> they are pushed as <prefix>/<name>:<version>
 ## (plain HTTP for 127.0.0.1 or localhost). BUILDAH_ROOT=<dir> keeps buildah's
 ## storage there instead of /var/lib/containers. More in scripts/images.sh.

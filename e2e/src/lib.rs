@@ -27,6 +27,7 @@ pub mod load;
 mod monitoring;
 mod one_frame;
 mod pki;
+pub mod probe;
 mod procs;
 mod refresher;
 mod registry;

@@ -7,7 +7,7 @@ use crate::client::{FetchError, OneFrameClient};
 use crate::clock::Clock;
 use crate::last_run;
 use crate::quota::{self, QuotaGuard};
-use crate::store::{SnapshotStore, WriteOutcome};
+use crate::store::{SEQ_KEY, SnapshotStore, WriteOutcome};
 use ops::valkey::{ConnectError, Valkey};
 use rand::Rng;
 use redis::aio::MultiplexedConnection;
@@ -333,7 +333,7 @@ impl<C: Clock> Refresher<C> {
             .store
             .next_seq(conn)
             .await
-            .map_err(|e| valkey_step(&self.valkey, "INCR rates:seq", e))?;
+            .map_err(|e| valkey_step(&self.valkey, &format!("INCR {SEQ_KEY}"), e))?;
         let snapshot = Snapshot::new(seq, fetched_at, quotes.to_vec())
             .map_err(|e| Step::Retry(Cause::Snapshot, e.to_string()))?;
         let outcome = self

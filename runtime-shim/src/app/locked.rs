@@ -3,7 +3,7 @@
 //! strictly into the same [`Declared`] shape `spin.toml` becomes.
 //!
 //! Component sources name layers by digest; they are fetched afterwards
-//! (`oci.rs`), only for the components that run. Anything of the format this
+//! (`crate::oci`), only for the components that run. Anything of the format this
 //! host does not implement (files, environment, dependencies, host
 //! requirements, other triggers or stores) fails here, naming it, instead of
 //! being silently dropped.
