@@ -12,7 +12,6 @@
 use crate::last_run::Outcome;
 use crate::status::{self, Reading, Status, Verdict};
 use ops::valkey::Valkey;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -117,14 +116,21 @@ impl ops::metrics::Scrape for Exporter {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VerdictLabel {
-    verdict: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
+/// A state set: one series per state of `label`, 1 for the current one.
+fn one_hot(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    states: impl IntoIterator<Item = (&'static str, bool)>,
+) {
+    let family = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+    for (state, current) in states {
+        family
+            .get_or_create(&vec![(label, state)])
+            .set(i64::from(current));
+    }
+    r.register(name, help, family);
 }
 
 fn seconds(t: Timestamp) -> f64 {
@@ -209,21 +215,12 @@ fn registry(judged: Option<&Status>) -> Registry {
         "One-Frame calls the rest of today's refresh schedule needs",
         q.needed_for_schedule as i64,
     );
-    let verdicts = Family::<VerdictLabel, Gauge>::default();
-    for v in [
-        Verdict::Ok,
-        Verdict::QuotaAtRisk,
-        Verdict::Stale,
-        Verdict::Missing,
-    ] {
-        verdicts
-            .get_or_create(&VerdictLabel { verdict: v.name() })
-            .set(i64::from(v == s.verdict));
-    }
-    r.register(
+    one_hot(
+        &mut r,
         "forex_status_verdict",
         "refresher status's verdict: 1 for the current one",
-        verdicts,
+        "verdict",
+        Verdict::ALL.map(|v| (v.name(), v == s.verdict)),
     );
     if let Some(run) = &s.last_run {
         time(
@@ -240,16 +237,12 @@ fn registry(judged: Option<&Status>) -> Registry {
                 success,
             );
         }
-        let outcomes = Family::<OutcomeLabel, Gauge>::default();
-        for o in Outcome::ALL {
-            outcomes
-                .get_or_create(&OutcomeLabel { outcome: o.name() })
-                .set(i64::from(o == run.outcome));
-        }
-        r.register(
+        one_hot(
+            &mut r,
             "forex_refresher_last_run_outcome",
             "the last refresher run's exit-code class: 1 for the current one",
-            outcomes,
+            "outcome",
+            Outcome::ALL.map(|o| (o.name(), o == run.outcome)),
         );
     }
     r

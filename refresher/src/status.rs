@@ -31,6 +31,13 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Ok,
+        Verdict::QuotaAtRisk,
+        Verdict::Stale,
+        Verdict::Missing,
+    ];
+
     /// As `--json` and the exporter's `verdict` label say it.
     pub fn name(self) -> &'static str {
         match self {
