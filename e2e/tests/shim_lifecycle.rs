@@ -285,3 +285,100 @@ e2e::on_both_hosts!(
     outbound_redis_connections_per_instance,
     the_key_value_store_outlives_a_restart_on_spin_only,
 );
+
+/// What runtime-shim's metrics count, against what the test made happen:
+/// requests by component and status class (the host's own answers apart),
+/// traps and timeouts, messages by outcome, the subscription and its
+/// reconnect after a Valkey restart, and outbound errors by kind.
+#[test]
+fn metrics_count_what_happened() {
+    let mut valkey = Valkey::start();
+    let dir = TempDir::new("metrics");
+    let m = manifest(&dir, &probe_app(&format!("redis://{}", valkey.host())));
+    let port = e2e::free_port();
+    let mut args = vars(&[("redis_url", &valkey.url())]);
+    args.extend(["--metrics-listen".into(), format!("127.0.0.1:{port}")]);
+    args.extend([
+        "--request-timeout-ms".into(),
+        "300".into(),
+        "--message-timeout-ms".into(),
+        "300".into(),
+    ]);
+    let shim = Shim::start(&m, &args).unwrap_or_else(|l| panic!("{l}"));
+    shim.wait_subscribed();
+    let metrics = || e2e::http::get(([127, 0, 0, 1], port).into(), "/metrics").text();
+    let value = |series: &str| {
+        e2e::value_of(&metrics(), series).unwrap_or_else(|| panic!("no {series}:\n{}", metrics()))
+    };
+    let sub = format!(r#"{{address="{}"}}"#, valkey.host());
+    assert_eq!(value(&format!("runtime_shim_redis_subscription_up{sub}")), 1.0);
+
+    for _ in 0..3 {
+        assert_eq!(shim.get("/kv/get?key=nothing").status, 200);
+    }
+    assert_eq!(shim.get("/trap").status, 500);
+    assert_eq!(shim.get("/loop").status, 504);
+    assert_eq!(shim.get("/.well-known/spin/health").status, 200);
+    let requests = |class: &str| {
+        value(&format!(
+            r#"runtime_shim_http_requests_total{{component="probe",status_class="{class}"}}"#
+        ))
+    };
+    assert_eq!((requests("2xx"), requests("5xx")), (3.0, 2.0));
+    assert_eq!(
+        value(r#"runtime_shim_http_requests_total{component="_host",status_class="2xx"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"runtime_shim_http_request_duration_seconds_count{component="probe"}"#),
+        5.0
+    );
+    let guest = |what: &str| {
+        value(&format!(
+            r#"runtime_shim_guest_{what}_total{{component="probe",trigger="http"}}"#
+        ))
+    };
+    assert_eq!((guest("traps"), guest("timeouts")), (1.0, 1.0));
+
+    // An address the component may not reach: refused before any connection.
+    assert_eq!(
+        shim.get("/redis/open?address=redis://10.255.255.1:6379").status,
+        500
+    );
+    assert_eq!(
+        value(r#"runtime_shim_outbound_redis_errors_total{kind="denied"}"#),
+        1.0
+    );
+
+    for message in ["ok", "fail", "trap", "sleep:2000"] {
+        assert_eq!(valkey.publish("events", message), 1);
+    }
+    let outcome = |o: &str| {
+        format!(r#"runtime_shim_redis_messages_total{{component="listener",channel="events",outcome="{o}"}}"#)
+    };
+    eventually(Duration::from_secs(10), || {
+        (e2e::value_of(&metrics(), &outcome("timed_out")) == Some(1.0)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the slow message did not time out:\n{}", metrics()));
+    for (o, n) in [
+        ("handled", 1.0),
+        ("failed", 1.0),
+        ("trapped", 1.0),
+        ("timed_out", 1.0),
+        ("dropped", 0.0),
+    ] {
+        assert_eq!(value(&outcome(o)), n, "{o}");
+    }
+
+    valkey.restart();
+    eventually(Duration::from_secs(10), || {
+        (e2e::value_of(
+            &metrics(),
+            &format!("runtime_shim_redis_subscription_reconnects_total{sub}"),
+        ) == Some(1.0))
+        .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no reconnect counted:\n{}", metrics()));
+    assert_eq!(value(&format!("runtime_shim_redis_subscription_up{sub}")), 1.0);
+    assert_eq!(value("runtime_shim_instances_live"), 0.0);
+}
