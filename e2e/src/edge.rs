@@ -86,6 +86,31 @@ macro_rules! on_both_hosts {
     };
 }
 
+/// As [`on_both_hosts!`], and again with every Valkey the tests start
+/// serving TLS only (`over_tls::on_shim::…`, `over_tls::on_spin::…`).
+#[macro_export]
+macro_rules! on_both_hosts_in_clear_and_over_tls {
+    ($($test:ident),* $(,)?) => {
+        $crate::on_both_hosts!($($test),*);
+        mod over_tls {
+            mod on_shim {
+                $( #[test] fn $test() { $crate::over_tls(|| super::super::$test(&$crate::Host::Shim)) } )*
+            }
+            mod on_spin {
+                $(
+                    #[test]
+                    fn $test() {
+                        match $crate::Host::spin() {
+                            Some(host) => $crate::over_tls(|| super::super::$test(&host)),
+                            None => eprintln!("no real Spin (SPIN or spin on PATH): skipped"),
+                        }
+                    }
+                )*
+            }
+        }
+    };
+}
+
 /// The edge (or any manifest) served by a [`Host`] on a free loopback port.
 pub struct Edge {
     pub port: u16,

@@ -2,7 +2,7 @@
 //! port, with a synchronous client for the tests' reads, writes and
 //! publishes, and the faults they inject: pause, stop, restart.
 
-use crate::pki::CertFiles;
+use crate::pki::{CertFiles, TestCa};
 use crate::procs::{Proc, TempDir, free_port, on_path, repo_root, wait_for_port};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,12 +45,43 @@ pub struct Valkey {
     /// it still works while the server presents a certificate no new
     /// connection would accept.
     admin: std::sync::Mutex<Option<redis::Connection>>,
+    /// The CA of a server [`over_tls`] started, kept as long as it runs.
+    _ca: Option<TestCa>,
     dir: TempDir,
 }
 
+thread_local! {
+    static OVER_TLS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `test` with every [`Valkey::start`] of this thread serving TLS only,
+/// with a certificate from a CA of its own: a suite written against
+/// `Valkey::start` then runs over TLS as it is (the harness gives every
+/// client the CA). Panics without `openssl`.
+pub fn over_tls<T>(test: impl FnOnce() -> T) -> T {
+    OVER_TLS.with(|t| t.set(true));
+    let result = test();
+    OVER_TLS.with(|t| t.set(false));
+    result
+}
+
 impl Valkey {
+    /// A server in clear, or over TLS inside [`over_tls`].
     pub fn start() -> Valkey {
-        Valkey::start_with(ValkeyOptions::default())
+        if !OVER_TLS.with(|t| t.get()) {
+            return Valkey::start_with(ValkeyOptions::default());
+        }
+        let ca = TestCa::new("e2e CA").expect("openssl, for the test CA of a TLS Valkey");
+        let tls = Tls {
+            cert: ca.issue(&["127.0.0.1"], 1),
+            ca: ca.cert.clone(),
+        };
+        let mut v = Valkey::start_with(ValkeyOptions {
+            tls: Some(tls),
+            ..Default::default()
+        });
+        v._ca = Some(ca);
+        v
     }
 
     pub fn start_with(options: ValkeyOptions) -> Valkey {
@@ -59,6 +90,7 @@ impl Valkey {
             options,
             proc: None,
             admin: Default::default(),
+            _ca: None,
             dir: TempDir::new("valkey"),
         };
         v.start_process();

@@ -1,6 +1,7 @@
 //! The product end to end: Valkey, the One-Frame emulator, the refresher and
-//! the real `spin.toml` and Wasm components, served by runtime-edge and, when
-//! one is found, by a real Spin (`spin up`, as in production).
+//! the real `spin.toml` and Wasm components, served by runtime-shim and, when
+//! one is found, by a real Spin (`spin up`, as in production); every test
+//! twice more with Valkey serving TLS only.
 
 use e2e::http;
 use e2e::{Edge, Host, OneFrame, Valkey, assert_rate, eventually, refresh, stored_snapshot};
@@ -343,7 +344,7 @@ fn invalid_data_in_valkey_never_replaces_the_cache(host: &Host) {
     assert_rate(&edge.get("/rates?from=USD&to=JPY").json(), &good, "USDJPY");
 }
 
-e2e::on_both_hosts!(
+e2e::on_both_hosts_in_clear_and_over_tls!(
     serves_direct_inverse_cross_and_same_currency_rates,
     batch_head_methods_routes_and_every_client_error,
     unavailable_before_the_first_refresh_then_new_snapshots_propagate,
