@@ -24,6 +24,7 @@ mod edge;
 mod fixtures;
 pub mod http;
 pub mod load;
+pub mod manifests;
 mod monitoring;
 mod one_frame;
 mod pki;

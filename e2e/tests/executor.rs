@@ -14,28 +14,15 @@
 //! `openssl` for the HTTPS test); without one, each test says so in one line
 //! and passes. The Wasm must be built (`make wasm`).
 
+use e2e::manifests::{Value, find, yaml_docs};
 use e2e::{
     OneFrame, Proc, Registry, SHIM_READY, TempDir, Valkey, assert_serves, bin, eventually, free_port,
     refresh, repo_root, seq_served, stored_snapshot,
 };
-use serde_norway::Value;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
-
-fn yaml_docs(rel: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(repo_root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    serde_norway::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap_or_else(|e| panic!("{rel}: {e}")))
-        .collect()
-}
-
-fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
-        .unwrap_or_else(|| panic!("no {kind} {name}"))
-}
 
 /// Where an environment variable's value comes from.
 #[derive(Debug, PartialEq)]

@@ -302,3 +302,119 @@ fn runtime_shim_names_the_tls_cause_and_keeps_serving_its_cache() {
         Duration::from_secs(15),
     );
 }
+
+/// The SHA-256 fingerprint of the certificate a TLS server at `port`
+/// presents, as `openssl` prints it.
+fn served_fingerprint(port: u16) -> String {
+    let mut s_client = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let pem = s_client.stdout.take().unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(pem)
+        .output()
+        .expect("openssl x509");
+    let _ = s_client.wait();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn file_fingerprint(cert: &std::path::Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl x509");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The rotation the manifests rely on, as far as it runs here: Valkey's
+/// `tls-reload` sidecar script, taken from manifests/base/valkey.yaml
+/// (only its paths, port and period made local), makes a running Valkey
+/// serve a renewed certificate, and an edge connected across the renewal
+/// keeps serving and following refreshes.
+#[test]
+fn the_manifests_tls_reload_makes_valkey_serve_a_renewed_certificate() {
+    let Some(ca) = test_ca() else { return };
+    let docs = e2e::manifests::yaml_docs("manifests/base/valkey.yaml");
+    let reload = e2e::manifests::container(e2e::manifests::find(&docs, "Deployment", "valkey"), "tls-reload");
+    let script = reload["command"][2].as_str().expect("tls-reload's script");
+
+    // The certificate Secret's directory, as cert-manager writes it.
+    let dir = e2e::TempDir::new("valkey-tls");
+    let tls = dir.path().join("tls");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::create_dir_all(&served).unwrap();
+    let install = |cert: &CertFiles| {
+        std::fs::copy(&cert.cert, tls.join("tls.crt")).unwrap();
+        std::fs::copy(&cert.key, tls.join("tls.key")).unwrap();
+        std::fs::copy(&ca.cert, tls.join("ca.crt")).unwrap();
+    };
+    let first = ca.issue(&["127.0.0.1", "localhost"], 1);
+    install(&first);
+    let password = "adm-4d5e6f";
+    let valkey = Valkey::start_with(ValkeyOptions {
+        password: Some(password.into()),
+        tls: Some(Tls {
+            cert: CertFiles {
+                cert: tls.join("tls.crt"),
+                key: tls.join("tls.key"),
+            },
+            ca: tls.join("ca.crt"),
+        }),
+        ..Default::default()
+    });
+    assert_eq!(served_fingerprint(valkey.port), file_fingerprint(&first.cert));
+
+    let cli = if e2e::on_path("valkey-cli") {
+        "valkey-cli"
+    } else {
+        "redis-cli"
+    };
+    let local = script
+        .replace("/run/valkey-tls", &served.display().to_string())
+        .replace("/tls/", &format!("{}/", tls.display()))
+        .replace("sleep 30", "sleep 1")
+        .replace("-p 6379", &format!("-p {}", valkey.port))
+        .replace("valkey-cli", cli);
+    let mut sidecar = e2e::Proc::spawn(
+        std::process::Command::new("/bin/sh")
+            .args(["-c", &local])
+            .env("REDISCLI_AUTH", password),
+        dir.path().join("tls-reload.log"),
+    );
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let edge = Edge::start_app(&valkey);
+    edge.wait_subscribed();
+    let loaded = |n: usize| {
+        eventually(Duration::from_secs(10), || {
+            (sidecar.log().matches("Valkey loaded").count() >= n).then_some(())
+        })
+        .unwrap_or_else(|| panic!("tls-reload did not reload:\n{}", sidecar.log()))
+    };
+    loaded(1);
+
+    // cert-manager renews: new files in the directory.
+    let renewed = ca.issue(&["127.0.0.1", "localhost"], 1);
+    install(&renewed);
+    loaded(2);
+    assert_eq!(served_fingerprint(valkey.port), file_fingerprint(&renewed.cert));
+    assert!(!sidecar.log().contains("did not load"), "{}", sidecar.log());
+    assert!(!sidecar.log().contains(password), "{}", sidecar.log());
+    // The edge, connected before, serves on and follows a refresh; new
+    // connections (the refresher's) meet the renewed certificate.
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let stored = stored_snapshot(&valkey).unwrap();
+    wait_served(&edge, stored.seq, Duration::from_secs(5));
+    e2e::assert_serves(edge.addr(), &stored, "EURJPY");
+    assert!(
+        sidecar.signal_and_wait("TERM", Duration::from_secs(5)).is_some(),
+        "tls-reload ends at SIGTERM"
+    );
+}
