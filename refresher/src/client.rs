@@ -56,8 +56,15 @@ impl OneFrameClient {
         let rates_url = base
             .join("rates")
             .map_err(|e| format!("--one-frame-url {base_url:?}: {e}"))?;
+        // One-Frame is spoken to in plain HTTP only (checked above): the
+        // client's TLS, compiled in, trusts nothing, and needs no CA bundle
+        // in an image that has none.
         ops::install_crypto_provider();
+        let no_tls = rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(no_tls)
             .connect_timeout(connect_timeout)
             .pool_max_idle_per_host(1)
             .build()

@@ -55,6 +55,10 @@ fn main() -> ExitCode {
     let Command::Up(options) = Cli::parse().command;
     log_format::init(options.log_format);
     note_ignored_environment();
+    // Before any other thread: it may set SSL_CERT_FILE.
+    if let Err(e) = runtime_shim::oci::stand_in_trust_anchor() {
+        tracing::warn!("no CA certificate on this system, and none could be stood in: {e}");
+    }
     let up = match Up::new(options) {
         Ok(up) => up,
         Err(e) => {

@@ -22,7 +22,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::{Result, format_err};
+use wasmtime::{Result, bail, format_err};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// One request, from connecting to the last byte of its body.
@@ -62,8 +62,56 @@ pub struct Client {
     may_fall_back: AtomicBool,
 }
 
+/// A self-signed CA certificate whose private key was thrown away when it
+/// was made: it signs nothing, so trusting it alone trusts no server.
+const SIGNS_NOTHING: &str = "-----BEGIN CERTIFICATE-----
+MIIBpTCCAUugAwIBAgIUV7Z3DUFKi7yrHv1MTFZrPWOPIxEwCgYIKoZIzj0EAwIw
+JzElMCMGA1UEAwwccnVudGltZS1zaGltOiB0cnVzdHMgbm90aGluZzAgFw0yNjEy
+MDIyMDQxNDJaGA8yMTI2MTEwODIwNDE0MlowJzElMCMGA1UEAwwccnVudGltZS1z
+aGltOiB0cnVzdHMgbm90aGluZzBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABFh6
+GQ03eHO/bqtX7geWt0OmVKsUS2U1faSH8A48YWw2CM1vaAPAwvInKPuhlrU2dPJQ
+QTYWETpaTdZQoU8qCYijUzBRMB0GA1UdDgQWBBT38fdMI40tznAeBBeEvgMk0teK
+kzAfBgNVHSMEGDAWgBT38fdMI40tznAeBBeEvgMk0teKkzAPBgNVHRMBAf8EBTAD
+AQH/MAoGCCqGSM49BAMCA0gAMEUCIFPc1P8hgXeWoIkFXd74Mzo9t+6pRKFWDt68
+coiVeKLLAiEAqQYEmRDZAkFKjCEeF8ZDhMHyt/Gmi0WSNrQQ+hTuiZo=
+-----END CERTIFICATE-----
+";
+
+/// Set when the process found no CA certificate at all and stood in
+/// [`SIGNS_NOTHING`] ([`stand_in_trust_anchor`]).
+static NO_CA_BUNDLE: AtomicBool = AtomicBool::new(false);
+
+/// oci-client builds, beside the client it is configured with, a default
+/// HTTP client whose TLS must find a CA certificate on the system, and
+/// panics without one: in a `FROM scratch` image run without
+/// spin-operator's bundle, where a plain-HTTP pull must still work. With
+/// no CA certificate at all, the process gets [`SIGNS_NOTHING`] through
+/// `SSL_CERT_FILE` naming an in-memory file: HTTPS then fails closed, and
+/// an HTTPS pull says that no CA bundle was found.
+///
+/// Call before any other thread starts (it sets an environment variable).
+pub fn stand_in_trust_anchor() -> std::io::Result<()> {
+    if std::env::var_os(ops::valkey::CA_FILE_ENV).is_some() || ops::valkey::trusted_roots(None).is_ok() {
+        return Ok(());
+    }
+    let file = rustix::fs::memfd_create("runtime-shim-signs-nothing", rustix::fs::MemfdFlags::empty())?;
+    rustix::io::write(&file, SIGNS_NOTHING.as_bytes())?;
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+    // Kept open for the life of the process: the path names it.
+    std::mem::forget(file);
+    // SAFETY: called at start-up, before any other thread exists, so no
+    // thread reads the environment while it changes.
+    unsafe { std::env::set_var(ops::valkey::CA_FILE_ENV, path) };
+    NO_CA_BUNDLE.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+fn protocol_is_https(protocol: &ClientProtocol) -> bool {
+    !matches!(protocol, ClientProtocol::Http)
+}
+
 /// An oci-client speaking `protocol`, trusting the system's CAs plus
-/// `SSL_CERT_FILE`.
+/// `SSL_CERT_FILE` (and only those: the library's own roots are not used).
 fn oci(protocol: ClientProtocol) -> Result<oci_client::Client> {
     ops::install_crypto_provider();
     let mut config = ClientConfig {
@@ -72,22 +120,23 @@ fn oci(protocol: ClientProtocol) -> Result<oci_client::Client> {
         user_agent: concat!("runtime-shim/", env!("CARGO_PKG_VERSION")),
         ..ClientConfig::default()
     };
-    if config.protocol != ClientProtocol::Http {
-        let extra = std::env::var_os(ops::valkey::CA_FILE_ENV);
-        let pem = ops::valkey::trusted_roots(extra.as_deref().map(std::path::Path::new)).map_err(|e| {
-            format_err!(
-                "no CA certificates for HTTPS: {e}: set SSL_CERT_FILE, give the SpinAppExecutor \
-                 installDefaultCACerts: true, or --insecure for a plain-HTTP registry"
-            )
-        })?;
-        config.tls_certs_only = CertificateDer::pem_slice_iter(&pem)
-            .filter_map(|c| c.ok())
-            .map(|der| oci_client::client::Certificate {
-                encoding: oci_client::client::CertificateEncoding::Der,
-                data: der.to_vec(),
-            })
-            .collect();
+    if protocol_is_https(&config.protocol) && NO_CA_BUNDLE.load(Ordering::Relaxed) {
+        bail!(
+            "no CA certificates for HTTPS: none of the system's bundles exists and SSL_CERT_FILE is not \
+             set: set SSL_CERT_FILE, give the SpinAppExecutor installDefaultCACerts: true, or --insecure \
+             for a plain-HTTP registry"
+        );
     }
+    let extra = std::env::var_os(ops::valkey::CA_FILE_ENV);
+    let pem = ops::valkey::trusted_roots(extra.as_deref().map(std::path::Path::new))
+        .map_err(|e| format_err!("no CA certificates for HTTPS: {e}"))?;
+    config.tls_certs_only = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(|c| c.ok())
+        .map(|der| oci_client::client::Certificate {
+            encoding: oci_client::client::CertificateEncoding::Der,
+            data: der.to_vec(),
+        })
+        .collect();
     Ok(oci_client::Client::new(config))
 }
 

@@ -12,6 +12,7 @@
 mod client;
 mod reference;
 
+pub use client::stand_in_trust_anchor;
 pub use reference::{Reference, is_loopback, parse as parse_reference};
 
 use crate::app::{Declared, Source};
