@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make images`: the refresher, One-Frame emulator and runtime-shim images,
-# built with buildah from static musl binaries compiled on this machine, each
-# `FROM scratch` with the binary as its only file. Nothing is pulled.
+# `make images`: the refresher, One-Frame emulator and runtime-shim images
+# (the crates scripts/images.txt names), built with buildah from static musl
+# binaries compiled on this machine, each `FROM scratch` with the binary as its
+# only file. Nothing is pulled.
 #
 #   make images                                   # forex-refresher:<version>, one-frame:<version>, runtime-shim:<version>
 #   make images REGISTRY=ghcr.io/<org>            # ... and push ghcr.io/<org>/forex-refresher:<version>, ...
@@ -47,7 +48,38 @@ if [ -n "${BUILDAH_ROOT:-}" ]; then
   buildah+=(--root "$BUILDAH_ROOT/root" --runroot "$BUILDAH_ROOT/runroot")
 fi
 
-run "$CARGO" build --release --locked --target "$TARGET" -p refresher -p one-frame -p runtime-shim
+# The images to build are the lines of scripts/images.txt that name a crate's
+# directory (the one built from spin.toml is the Spin app, which `make push`
+# pushes). Cargo metadata gives where cargo puts binaries (CARGO_TARGET_DIR and
+# .cargo/config count) and each crate's package: first the packages to
+# compile, in the file's order; then a line an image, in Cargo's order of
+# packages, with the image's name and its package's name, version, license and
+# description, separated by ASCII unit separators (empty fields survive `read`).
+cargo_metadata=$("$CARGO" metadata --no-deps --format-version 1 --locked)
+target_dir=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' <<< "$cargo_metadata")
+images=$(python3 -c '
+import json, os, sys
+crates = {}
+for line in open(sys.argv[1]):
+    words = line.split("#", 1)[0].split()
+    if len(words) == 2 and not words[1].endswith(".toml"):
+        crates[os.path.realpath(os.path.join(words[1], "Cargo.toml"))] = words[0]
+packages = {os.path.realpath(p["manifest_path"]): p for p in json.load(sys.stdin)["packages"]}
+missing = [os.path.relpath(os.path.dirname(m)) for m in crates if m not in packages]
+if missing or not crates:
+    print(f"make images: {sys.argv[1]} names no crate, or one that is no package of the workspace: {missing}", file=sys.stderr)
+    sys.exit(2)
+print(" ".join(packages[m]["name"] for m in crates))
+for manifest, p in packages.items():
+    if manifest in crates:
+        fields = (crates[manifest], p["name"], p["version"], p["license"] or "", p["description"] or "")
+        print("\x1f".join(f.replace("\x1f", " ").replace("\n", " ") for f in fields))
+' scripts/images.txt <<< "$cargo_metadata")
+packages=()
+for package in $(head -n 1 <<< "$images"); do packages+=(-p "$package"); done
+images=$(tail -n +2 <<< "$images")
+
+run "$CARGO" build --release --locked --target "$TARGET" "${packages[@]}"
 
 # The commit, `-dirty` when tracked files differ from it (as `git describe
 # --dirty`; untracked files do not count). No locks taken: other git
@@ -67,26 +99,10 @@ if [ -z "${IMAGE_SOURCE+set}" ]; then
   [ -n "$IMAGE_SOURCE" ] || echo "make images: no git remote 'origin': the label org.opencontainers.image.source is empty (set IMAGE_SOURCE=<repository URL>)"
 fi
 
-# Where cargo puts binaries (CARGO_TARGET_DIR and .cargo/config count), and
-# name, version, license and description of the three packages, separated by
-# ASCII unit separators (empty fields survive `read`).
-cargo_metadata=$("$CARGO" metadata --no-deps --format-version 1 --locked)
-target_dir=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' <<< "$cargo_metadata")
-metadata=$(python3 -c '
-import json, sys
-for p in json.load(sys.stdin)["packages"]:
-    if p["name"] in ("refresher", "one-frame", "runtime-shim"):
-        fields = (p["name"], p["version"], p["license"] or "", p["description"] or "")
-        print("\x1f".join(f.replace("\x1f", " ").replace("\n", " ") for f in fields))
-' <<< "$cargo_metadata")
-
-# package -> image name; the Dockerfile is docker/<package>.scratch.Dockerfile.
-declare -A image_name=([refresher]=forex-refresher [one-frame]=one-frame [runtime-shim]=runtime-shim)
 built=()
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-while IFS=$'\x1f' read -r package version licenses description; do
-  name=${image_name[$package]}
+while IFS=$'\x1f' read -r name package version licenses description; do
   tag="$name:$version"
   # A build context of its own with nothing but the binary.
   rm -rf "${context:?}"/*
@@ -105,8 +121,7 @@ while IFS=$'\x1f' read -r package version licenses description; do
     "${buildah[@]}" rmi "$previous" >/dev/null 2>&1 || true
   fi
   built+=("$tag")
-done <<< "$metadata"
-[ "${#built[@]}" = 3 ] || fail "expected three packages in Cargo metadata, got: ${built[*]:-none}"
+done <<< "$images"
 
 for tag in "${built[@]}"; do
   echo "built localhost/$tag (revision $revision)"
