@@ -52,6 +52,14 @@ def container_ports(obj: Obj) -> list[dict]:
     return [p for _, cont in containers_of(pod_spec(obj) or {}) for p in cont.get("ports") or []]
 
 
+def service_selects(svc: Obj, namespace: str, labels: dict) -> bool:
+    """Whether Service `svc` sends its traffic to a pod of `namespace` with
+    `labels`. A Service without a selector selects no pod: its endpoints
+    are kept by hand."""
+    selector = get(svc.doc, "spec", "selector") or {}
+    return bool(selector) and svc.namespace == namespace and selector_matches({"matchLabels": selector}, labels)
+
+
 def selector_matches(selector: dict, labels: dict) -> bool:
     """A LabelSelector (matchLabels, matchExpressions) against pod labels."""
     for key, value in (selector.get("matchLabels") or {}).items():

@@ -155,6 +155,14 @@ class MonitoringFails(ManifestsTestCase):
         )
         self.assert_fails_with(r"FAIL scrape", r"ServiceMonitor forex/forex-exporter .*selector .*exporter.* selects no Service of the manifests in forex")
 
+    def test_scrape_through_a_service_without_selector(self):
+        # Such a Service selects no pod (its endpoints are kept by hand): the
+        # scrape reaches nothing the manifests make.
+        self.component_object("monitoring/exporter.yaml", "Service", "forex-exporter", lambda d: d["spec"].pop("selector"))
+        self.assert_fails_with(
+            r"FAIL scrape", r"ServiceMonitor forex/forex-exporter .*: endpoints\[0\] via Service forex/forex-exporter .*: the Service selects no pod the manifests make"
+        )
+
     def test_scrape_port_the_service_lacks(self):
         self.component_object(
             "monitoring/runtime-shim/edge-metrics.yaml", "ServiceMonitor", "forex-edge-metrics", lambda d: d["spec"]["endpoints"][0].update(port="http-metrics")

@@ -23,7 +23,7 @@ from ..workloads import (
     mount_holding,
     pod_labels,
     resolved_values,
-    selector_matches,
+    service_selects,
     spinapp_executors,
     spinapp_variable,
 )
@@ -259,8 +259,7 @@ def valkey_tls_only(ctx: Context, c: Check) -> None:
             labels = pod_labels(server.obj) or {}
             ports = {p.get("name"): p.get("containerPort") for p in server.container.get("ports") or []}
             for svc in s.of_kind("Service"):
-                selector = get(svc.doc, "spec", "selector") or {}
-                if svc.namespace != server.obj.namespace or not selector or not selector_matches({"matchLabels": selector}, labels):
+                if not service_selects(svc, server.obj.namespace, labels):
                     continue
                 for p in get(svc.doc, "spec", "ports", default=[]) or []:
                     target = p.get("targetPort", p.get("port"))

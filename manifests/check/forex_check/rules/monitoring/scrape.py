@@ -7,7 +7,7 @@ import re
 
 from ...context import Context
 from ...model import Check, Obj, ObjectSet, deployable, get, rule
-from ...workloads import container_ports, pods, selector_matches, selector_text
+from ...workloads import container_ports, pods, selector_matches, selector_text, service_selects
 
 # kube-prometheus-stack's Prometheus: its pods' labels, its namespace (as the
 # NetworkPolicies name it), and the label by which it selects ServiceMonitors,
@@ -161,7 +161,9 @@ def scrape_targets(ctx: Context, c: Check) -> None:
                         c.fail(f"{sm.ref()}: endpoints[{i}] port {ep.get('port', ep.get('targetPort'))!r} is no port of {svc.ref()} ({names})")
                         continue
                     target = chosen[0].get("targetPort", chosen[0].get("port"))
-                    selected = [(o, ls) for o, ls in made if o.namespace == svc.namespace and selector_matches({"matchLabels": get(svc.doc, "spec", "selector", default={}) or {}}, ls)]
+                    selected = [(o, ls) for o, ls in made if service_selects(svc, o.namespace, ls)]
+                    if not selected:
+                        c.fail(f"{sm.ref()}: endpoints[{i}] via {svc.ref()}: the Service selects no pod the manifests make")
                     for maker, labels in selected:
                         reachable(sm, f"endpoints[{i}] via {svc.kind} {svc.name}", maker, labels, target)
         for pm in s.of_kind("PodMonitor"):
