@@ -3,8 +3,8 @@
 //! per event) or `--log-format json` (one JSON object per line, for a
 //! cluster's log pipeline), also set by the environment variable
 //! `LOG_FORMAT`. Events go to stderr through `tracing`; their fields never
-//! carry credentials (each caller redacts URLs with [`redact`] before
-//! logging them).
+//! carry credentials (each caller shows a Valkey URL through
+//! `ops::redis_url::redact` before logging it).
 
 use std::fmt;
 use std::str::FromStr;
@@ -111,20 +111,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_credentials() {
-        assert_eq!(
-            redact("redis://:s3cret@valkey:6379/0"),
-            "redis://***@valkey:6379/0"
-        );
-        assert_eq!(
-            redact("rediss://edge:p@ss@valkey:6380"),
-            "rediss://***@valkey:6380"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact("s3cret"), "<not a URL>");
-    }
-
-    #[test]
     fn formats_parse_and_lines_take_either_shape() {
         assert_eq!("JSON".parse(), Ok(LogFormat::Json));
         assert_eq!("text".parse(), Ok(LogFormat::Text));
@@ -153,18 +139,6 @@ mod tests {
             (27, "-", "T", "Z"),
             "{ts}"
         );
-    }
-}
-
-/// A URL without its password (`redis://***@valkey:6379`), for logs and
-/// errors: every URL a process logs goes through here.
-pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_string(),
-        },
-        None => "<not a URL>".into(),
     }
 }
 

@@ -1,10 +1,17 @@
 //! What the project's native processes (the refresher and its exporter,
 //! runtime-shim) share to be operated, beside logging (`log-format`):
 //! - [`metrics`]: a `/metrics` endpoint on a listener of its own;
+//! - [`duration`]: how every duration flag and variable is written;
+//! - [`backoff`]: how every retry loop waits;
 //! - [`shutdown`]: the signal that ends a long-running process;
-//! - [`valkey`]: Valkey clients over TCP or TLS, and their errors in words.
+//! - [`valkey`]: Valkey clients over TCP or TLS, and their errors in words;
+//! - [`redis_url`]: Valkey URLs taken apart by one grammar: addresses,
+//!   TLS, and what a log line may show of them.
 
+pub mod backoff;
+pub mod duration;
 pub mod metrics;
+pub mod redis_url;
 pub mod valkey;
 
 /// Makes ring the process's rustls crypto provider, once; every TLS client

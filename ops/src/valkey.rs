@@ -7,6 +7,7 @@
 //! CA, a certificate for another host, an expired one, a plain server on a
 //! TLS URL or the reverse), never with the URL's password.
 
+use crate::redis_url::{RedisUrl, redact, scrub};
 use redis::aio::MultiplexedConnection;
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisError, TlsCertificates};
 use rustls::pki_types::CertificateDer;
@@ -49,7 +50,7 @@ impl Valkey {
 
     /// The URL without its password.
     pub fn redacted(&self) -> String {
-        log_format::redact(&self.url)
+        redact(&self.url)
     }
 
     /// See [`tls_cause`].
@@ -139,7 +140,8 @@ pub async fn connect_cause(url: &str, error: Option<&RedisError>, limit: Duratio
                             | std::io::ErrorKind::BrokenPipe
                     )
                 });
-            (dropped && url.starts_with("redis://")).then(|| {
+            let in_clear = RedisUrl::parse(url).is_ok_and(|u| !u.is_tls());
+            (dropped && in_clear).then(|| {
                 "the server closed the connection before answering: if it serves TLS only, use rediss://"
                     .to_string()
             })
@@ -178,7 +180,7 @@ async fn plain_server_behind_tls_url(url: &str, limit: Duration) -> Option<Strin
 /// A client for `url` (checked, not yet connected). `Err` says what is
 /// wrong with the URL or the trust store, without the password.
 pub fn client(url: &str) -> Result<Client, String> {
-    let shown = log_format::redact(url);
+    let shown = redact(url);
     let info = url.into_connection_info().map_err(|e| {
         format!("{shown} is not a Valkey URL: {e} (use redis://[user:password@]host:port or rediss://...)")
     })?;
@@ -304,20 +306,6 @@ pub fn describe(e: &RedisError, url: &str) -> String {
     scrub(&said, url)
 }
 
-/// `message` with the password of `url` (if any) replaced, in case a
-/// library error quoted it.
-pub fn scrub(message: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':').map(|(_, pw)| pw))
-        .filter(|pw| !pw.is_empty());
-    match password {
-        Some(pw) => message.replace(pw, "***"),
-        None => message.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,9 +336,5 @@ mod tests {
         assert!(e.contains("is not a Valkey URL"), "{e}");
         let e = client("http://u:s3cret@valkey:6379").unwrap_err();
         assert!(!e.contains("s3cret"), "{e}");
-        assert_eq!(
-            scrub("AUTH s3cret refused", "redis://edge:s3cret@v:1"),
-            "AUTH *** refused"
-        );
     }
 }

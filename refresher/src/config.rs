@@ -29,7 +29,7 @@ pub enum Command {
         #[command(flatten)]
         settings: Settings,
         /// Time between refreshes, e.g. 4m, 30s.
-        #[arg(long, env = "REFRESH_EVERY", default_value = "4m", value_parser = parse_duration)]
+        #[arg(long, env = "REFRESH_EVERY", default_value = "4m", value_parser = ops::duration::parse)]
         every: Duration,
     },
     /// Read-only report: the snapshot, its freshness, today's calls, the
@@ -82,23 +82,23 @@ pub struct Settings {
     #[arg(long, env = "RATES_CHANNEL", default_value = "rates_updated")]
     pub rates_channel: String,
     /// A run, retries included, ends within this time.
-    #[arg(long, env = "REFRESH_DEADLINE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "REFRESH_DEADLINE", default_value = "60s", value_parser = ops::duration::parse)]
     pub deadline: Duration,
     /// Limit of one One-Frame call.
-    #[arg(long = "one-frame-timeout", env = "ONE_FRAME_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long = "one-frame-timeout", env = "ONE_FRAME_TIMEOUT", default_value = "10s", value_parser = ops::duration::parse)]
     pub request_timeout: Duration,
     /// Limit for opening a connection (One-Frame and Valkey).
-    #[arg(long, env = "CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "CONNECT_TIMEOUT", default_value = "2s", value_parser = ops::duration::parse)]
     pub connect_timeout: Duration,
     /// First retry delay; doubles per retry up to --retry-max.
-    #[arg(long, env = "RETRY_INITIAL", default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, env = "RETRY_INITIAL", default_value = "500ms", value_parser = ops::duration::parse)]
     pub retry_initial: Duration,
     /// Longest retry delay.
-    #[arg(long, env = "RETRY_MAX", default_value = "8s", value_parser = parse_duration)]
+    #[arg(long, env = "RETRY_MAX", default_value = "8s", value_parser = ops::duration::parse)]
     pub retry_max: Duration,
     /// The refresh schedule's interval; retries keep enough of the day's
     /// budget for the refreshes still due at this pace.
-    #[arg(long, env = "SCHEDULE_INTERVAL", default_value = "4m", value_parser = parse_duration)]
+    #[arg(long, env = "SCHEDULE_INTERVAL", default_value = "4m", value_parser = ops::duration::parse)]
     pub schedule_interval: Duration,
 }
 
@@ -111,40 +111,9 @@ fn parse_currencies(s: &str) -> Result<CurrencyList, String> {
     Ok(list)
 }
 
-/// `250ms`, `30s`, `4m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: use e.g. 500ms, 30s, 4m or 1h"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("{s:?} is not a duration: use e.g. 500ms, 30s, 4m or 1h")),
-    };
-    if d.is_zero() {
-        return Err(format!("{s:?}: the duration must be greater than zero"));
-    }
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("4m"), Ok(Duration::from_secs(240)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "4", "m", "4 m", "-1s", "0s", "1d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn currency_lists_need_something_to_quote() {

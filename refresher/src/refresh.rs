@@ -8,32 +8,13 @@ use crate::clock::Clock;
 use crate::last_run;
 use crate::quota::{self, QuotaGuard};
 use crate::store::{SEQ_KEY, SnapshotStore, WriteOutcome};
+pub use ops::backoff::Backoff;
 use ops::valkey::{ConnectError, Valkey};
-use rand::Rng;
 use redis::aio::MultiplexedConnection;
 use shared::one_frame::AnswerError;
 use shared::{Pair, Snapshot, Timestamp};
 use std::fmt;
 use std::time::Duration;
-
-/// Retry pacing.
-#[derive(Clone, Copy, Debug)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// The delay before retry `n` (1-based): `initial × 2^(n-1)` capped at
-    /// `max`, then drawn uniformly from its upper half so that refreshers
-    /// that failed together do not retry together.
-    pub fn delay(&self, n: u32, rng: &mut impl Rng) -> Duration {
-        let exp = self.initial.saturating_mul(1u32 << n.saturating_sub(1).min(16));
-        let d = exp.min(self.max);
-        let half = d / 2;
-        half + Duration::from_nanos(rng.random_range(0..=half.as_nanos() as u64))
-    }
-}
 
 pub struct Refresher<C: Clock> {
     pub clock: C,
@@ -360,35 +341,4 @@ enum Cause {
     Valkey,
     OneFrame,
     Snapshot,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        let mut rng = rand::rng();
-        for _ in 0..100 {
-            let d1 = b.delay(1, &mut rng);
-            assert!(
-                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
-                "{d1:?}"
-            );
-            let d3 = b.delay(3, &mut rng);
-            assert!(
-                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
-                "{d3:?}"
-            );
-            let d30 = b.delay(30, &mut rng);
-            assert!(
-                d30 >= Duration::from_millis(500) && d30 <= Duration::from_secs(1),
-                "{d30:?}"
-            );
-        }
-    }
 }

@@ -263,7 +263,7 @@ pub fn render_text(s: &Status, schedule_interval: Duration) -> String {
         Some(used) => out.push_str(&format!(
             "quota      {used} of {} One-Frame calls used today; the rest of the day's schedule (every {}) needs {}{}\n",
             q.budget,
-            humantime(schedule_interval),
+            ops::duration::format(schedule_interval),
             q.needed_for_schedule,
             if q.at_risk { ": AT RISK" } else { "" }
         )),
@@ -297,17 +297,6 @@ pub fn render_text(s: &Status, schedule_interval: Duration) -> String {
         s.verdict.exit_code()
     ));
     out
-}
-
-fn humantime(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs.is_multiple_of(3600) {
-        format!("{}h", secs / 3600)
-    } else if secs.is_multiple_of(60) {
-        format!("{}m", secs / 60)
-    } else {
-        format!("{secs}s")
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The refresher's Valkey: a client for `--valkey-url` (`VALKEY_URL`), in
 //! clear or over TLS (`ops::valkey`), with errors that name the setting.
 
-pub use log_format::redact;
+pub use ops::redis_url::redact;
 pub use ops::valkey::Valkey;
 
 /// The Valkey of `--valkey-url` (checked, not yet connected).

@@ -4,10 +4,11 @@
 //! on-disk cache) and linking them to the host ([`compile`]).
 
 use crate::app::{App, Source};
+use crate::cache_files::{hex, write_atomically};
 use crate::host::{self, ComponentEnv, InstanceState, MAX_INSTANCE_MEMORY};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Result;
@@ -16,7 +17,9 @@ use wasmtime::component::InstancePre;
 use wasmtime::error::Context;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances; guest time limits are counted in these ticks.
+/// How often the epoch advances. A running guest yields to tokio at every
+/// tick, so the triggers' time limits (tokio timeouts) can fire while it
+/// computes; the limits are not counted in ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Bytes of each memory and table kept resident between instances.
@@ -138,22 +141,6 @@ impl CompileCache {
     }
 }
 
-/// Lower-case hex of a digest.
-pub(crate) fn hex(digest: &[u8]) -> String {
-    use std::fmt::Write;
-    digest
-        .iter()
-        .fold(String::with_capacity(digest.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-}
-
-/// `sha256:<hex>` of `bytes`, as OCI names blobs.
-pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
-
 struct HashWriter<'a>(&'a mut Sha256);
 
 impl std::hash::Hasher for HashWriter<'_> {
@@ -163,18 +150,6 @@ impl std::hash::Hasher for HashWriter<'_> {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
-}
-
-pub(crate) fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = file.parent().expect("cache files live in a directory");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        file.file_name().and_then(|n| n.to_str()).unwrap_or("c"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, file)
 }
 
 /// Every component of an app, compiled and linked, with what its instances

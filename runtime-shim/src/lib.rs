@@ -10,8 +10,16 @@
 //! - `triggers`: build the HTTP and Redis triggers, which make a fresh
 //!   instance per request or message;
 //! - serve until shutdown, then drain; [`metrics`] counts it all when asked.
+//!
+//! Each layer uses only those below it: `app` → `oci`; `engine` → `app` and
+//! `host`; `triggers` → `engine` (and what it hands out). `app` and `host`
+//! never reach into each other: the rules both need live in
+//! `capabilities`, and `oci` and `engine` keep files through `cache_files`.
+//! The test at the end of this file holds every module to that.
 
 pub mod app;
+mod cache_files;
+mod capabilities;
 mod engine;
 mod host;
 pub mod metrics;
@@ -95,8 +103,8 @@ impl Up {
             metrics: metrics.clone(),
         };
         let settings = triggers::Settings {
-            request_timeout: o.request_timeout(),
-            message_timeout: o.message_timeout(),
+            request_timeout: o.request_timeout,
+            message_timeout: o.message_timeout,
             access_log: !o.quiet,
             log_format: o.log_format,
         };
@@ -145,12 +153,12 @@ impl Up {
         }
         let limits = triggers::http::ConnectionLimits {
             max_connections: o.max_connections,
-            header_read_timeout: o.header_read_timeout(),
+            header_read_timeout: o.header_read_timeout,
         };
         let graceful = triggers::http::serve(listener, running.http.clone(), &limits, shutdown).await?;
 
         // Drain.
-        running.drain(graceful, o.drain_timeout()).await;
+        running.drain(graceful, o.drain_timeout).await;
         if let Some(task) = metrics_task {
             let _ = task.await;
         }
@@ -171,5 +179,86 @@ impl Up {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod layers {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// The modules each module may use (`crate::<module>`); a module not
+    /// listed may use none. The leaves (`capabilities`, `cache_files`,
+    /// `metrics`) depend on nothing of the crate.
+    const MAY_USE: &[(&str, &[&str])] = &[
+        ("oci", &["cache_files"]),
+        ("app", &["oci", "capabilities"]),
+        ("host", &["capabilities", "metrics"]),
+        ("engine", &["app", "host", "cache_files"]),
+        ("triggers", &["engine", "app", "host", "metrics"]),
+        ("options", &["engine", "app", "metrics"]),
+    ];
+
+    /// The crate's top-level module a source file belongs to.
+    fn module_of(file: &Path, src: &Path) -> String {
+        let rel = file.strip_prefix(src).unwrap();
+        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        first.trim_end_matches(".rs").to_string()
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_layer_uses_only_those_below_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let allowed: BTreeMap<&str, &[&str]> = MAY_USE.iter().copied().collect();
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let mut wrong = Vec::new();
+        let mut seen = 0;
+        for file in &files {
+            let module = module_of(file, &src);
+            if matches!(module.as_str(), "lib" | "main") {
+                continue;
+            }
+            let may = allowed.get(module.as_str()).copied().unwrap_or(&[]);
+            let text = std::fs::read_to_string(file).unwrap();
+            // Code only: a doc comment may name any module.
+            let code = text.lines().filter(|l| !l.trim_start().starts_with("//"));
+            for line in code {
+                for (at, _) in line.match_indices("crate::") {
+                    let used: String = line[at + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    seen += 1;
+                    if used != module && !may.contains(&used.as_str()) {
+                        wrong.push(format!(
+                            "{} uses crate::{used}",
+                            file.strip_prefix(&src).unwrap().display()
+                        ));
+                    }
+                }
+            }
+            // `super::super` would climb out of a layer unseen.
+            if text.contains("super::super") {
+                wrong.push(format!("{} climbs with super::super", file.display()));
+            }
+        }
+        assert!(seen > 10, "the scan found the crate's paths");
+        assert!(
+            wrong.is_empty(),
+            "a layer reaches up or sideways:\n{}",
+            wrong.join("\n")
+        );
     }
 }

@@ -439,9 +439,7 @@ impl ops::metrics::Scrape for Metrics {
 
 /// The `host:port` of a Redis URL, for a label (never its credentials).
 pub fn address_label(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    host.split(['/', '?', '#']).next().unwrap_or("").to_string()
+    ops::redis_url::RedisUrl::parse(url).map_or_else(|_| "invalid".to_string(), |u| u.address())
 }
 
 #[cfg(test)]
@@ -503,6 +501,8 @@ mod tests {
     #[test]
     fn address_labels_carry_no_credentials() {
         assert_eq!(address_label("redis://edge:s3cret@valkey:6379"), "valkey:6379");
+        // The address it connects to, not what follows an `@` in the fragment.
+        assert_eq!(address_label("redis://v:6379/0#a@b"), "v:6379");
         assert_eq!(
             address_label("rediss://valkey.forex:6380/0#x"),
             "valkey.forex:6380"

@@ -49,16 +49,16 @@ pub struct UpOptions {
         value_name = "KEY=VALUE | KEY=@FILE | @FILE.json | @FILE.toml"
     )]
     pub variables: Vec<String>,
-    /// Limit of one request's guest work, in milliseconds (504 after it).
-    #[arg(long, default_value_t = 10_000)]
-    pub request_timeout_ms: u64,
-    /// Limit of one Redis message's handler, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
-    pub message_timeout_ms: u64,
+    /// Limit of one request's guest work (504 after it), e.g. 10s or 500ms.
+    #[arg(long, default_value = "10s", value_parser = ops::duration::parse)]
+    pub request_timeout: Duration,
+    /// Limit of one Redis message's handler.
+    #[arg(long, default_value = "10s", value_parser = ops::duration::parse)]
+    pub message_timeout: Duration,
     /// On SIGTERM/SIGINT, how long requests and Redis messages in flight
-    /// may still run, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
-    pub drain_timeout_ms: u64,
+    /// may still run.
+    #[arg(long, default_value = "10s", value_parser = ops::duration::parse)]
+    pub drain_timeout: Duration,
     /// Directory of the compiled-component cache.
     #[arg(long, env = "RUNTIME_SHIM_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -72,10 +72,20 @@ pub struct UpOptions {
     /// Redis messages; each may use up to 64 MiB); more wait for one.
     #[arg(long, default_value_t = MAX_LIVE_INSTANCES)]
     pub max_instances: usize,
-    /// A client must send a request's headers within this time, in
-    /// milliseconds (idle keep-alive connections are closed after it too).
-    #[arg(long, default_value_t = 10_000)]
-    pub header_read_timeout_ms: u64,
+    /// A client must send a request's headers within this time (idle
+    /// keep-alive connections are closed after it too).
+    #[arg(long, default_value = "10s", value_parser = ops::duration::parse)]
+    pub header_read_timeout: Duration,
+    /// The millisecond flags of earlier versions, refused with the name of
+    /// the flag that replaced each.
+    #[arg(long = "request-timeout-ms", hide = true, value_parser = renamed_request_timeout)]
+    pub old_request_timeout: Option<Duration>,
+    #[arg(long = "message-timeout-ms", hide = true, value_parser = renamed_message_timeout)]
+    pub old_message_timeout: Option<Duration>,
+    #[arg(long = "drain-timeout-ms", hide = true, value_parser = renamed_drain_timeout)]
+    pub old_drain_timeout: Option<Duration>,
+    #[arg(long = "header-read-timeout-ms", hide = true, value_parser = renamed_header_read_timeout)]
+    pub old_header_read_timeout: Option<Duration>,
     /// Do not write a line per request.
     #[arg(long)]
     pub quiet: bool,
@@ -88,23 +98,27 @@ pub struct UpOptions {
     pub log_format: log_format::LogFormat,
 }
 
+/// A refusal of `--<name>-ms N` that names `--<name> Nms`.
+macro_rules! renamed {
+    ($($parser:ident => $flag:literal),* $(,)?) => {$(
+        fn $parser(value: &str) -> Result<Duration, String> {
+            Err(format!(
+                "durations are written with a unit now: use {} {}ms (or e.g. 10s)",
+                $flag,
+                value.trim()
+            ))
+        }
+    )*};
+}
+
+renamed! {
+    renamed_request_timeout => "--request-timeout",
+    renamed_message_timeout => "--message-timeout",
+    renamed_drain_timeout => "--drain-timeout",
+    renamed_header_read_timeout => "--header-read-timeout",
+}
+
 impl UpOptions {
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
-    }
-
-    pub fn message_timeout(&self) -> Duration {
-        Duration::from_millis(self.message_timeout_ms)
-    }
-
-    pub fn drain_timeout(&self) -> Duration {
-        Duration::from_millis(self.drain_timeout_ms)
-    }
-
-    pub fn header_read_timeout(&self) -> Duration {
-        Duration::from_millis(self.header_read_timeout_ms)
-    }
-
     /// The compiled-component (and pulled-blob) cache; `None` with `--no-cache`.
     pub fn cache_dir(&self) -> Option<PathBuf> {
         if self.no_cache {
@@ -115,5 +129,45 @@ impl UpOptions {
 
     pub fn json_logs(&self) -> bool {
         self.log_format == log_format::LogFormat::Json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        up: UpOptions,
+    }
+
+    fn parse(args: &[&str]) -> Result<UpOptions, String> {
+        Cli::try_parse_from([&["runtime-shim"], args].concat())
+            .map(|c| c.up)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations_take_a_unit_and_old_flags_name_their_successor() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.request_timeout, Duration::from_secs(10));
+        let o = parse(&["--request-timeout", "500ms", "--drain-timeout", "1m"]).unwrap();
+        assert_eq!(
+            (o.request_timeout, o.drain_timeout),
+            (Duration::from_millis(500), Duration::from_secs(60))
+        );
+        let e = parse(&["--request-timeout", "500"]).unwrap_err();
+        assert!(e.contains("500ms"), "{e}");
+        for (old, new) in [
+            ("--request-timeout-ms", "--request-timeout 250ms"),
+            ("--message-timeout-ms", "--message-timeout 250ms"),
+            ("--drain-timeout-ms", "--drain-timeout 250ms"),
+            ("--header-read-timeout-ms", "--header-read-timeout 250ms"),
+        ] {
+            let e = parse(&[old, "250"]).unwrap_err();
+            assert!(e.contains(new), "{old}: {e}");
+        }
     }
 }

@@ -10,9 +10,6 @@ use std::sync::Arc;
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
 
-/// The key-value store every Spin host provides.
-pub const DEFAULT_STORE: &str = "default";
-
 /// An app as its source declares it, templates unresolved.
 #[derive(Debug, Clone, Default)]
 pub struct Declared {

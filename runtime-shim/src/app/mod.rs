@@ -1,12 +1,11 @@
 //! The app, from where it is declared to what the triggers run: `spin.toml`
 //! ([`manifest`]) or an app pulled from a registry (Spin's locked app,
 //! [`locked`], through [`crate::oci`]) read into one [`declared`] shape,
-//! then validated with its variables ([`variables`], [`dotenv`]) into an
+//! then validated with its variables ([`variables`], `.env` included) into an
 //! [`App`] ([`resolve`], [`routes`]); and the runtime config spin-operator
 //! writes ([`runtime_config`]).
 
 pub mod declared;
-pub mod dotenv;
 pub mod locked;
 pub mod manifest;
 pub mod resolve;
@@ -14,7 +13,7 @@ pub mod routes;
 pub mod runtime_config;
 pub mod variables;
 
-pub use declared::{DEFAULT_STORE, Declared, Source};
+pub use declared::{Declared, Source};
 pub use resolve::{App, ComponentConfig, HttpRoute, RedisSubscription};
 pub use routes::RoutePattern;
 
@@ -78,9 +77,15 @@ pub async fn load(source: &AppSource, opts: LoadOptions<'_>) -> Result<App> {
                     cache_dir: opts.cache_dir,
                 },
             );
-            let (digest, mut declared) = pull.locked_app().await?;
+            let (digest, json) = pull.locked_app().await?;
+            let mut declared = locked::parse(&json)
+                .map_err(|e| wasmtime::format_err!("{reference}: the locked app: {e:#}"))?;
             declared.retain_components(opts.component_ids)?;
-            pull.fetch_sources(&mut declared).await?;
+            for (id, c) in declared.components.iter_mut() {
+                if let Source::Layer { digest, bytes } = &mut c.source {
+                    *bytes = pull.wasm_layer(digest, &format!("component {id:?}")).await?;
+                }
+            }
             tracing::info!(
                 "pulled {reference} ({digest}): {} blob(s) fetched, {} from the cache",
                 pull.fetched,

@@ -1,10 +1,10 @@
 //! A declared app made runnable: validated, and every template resolved
 //! against its variables.
 
-use super::declared::{DEFAULT_STORE, Declared, Source};
+use super::declared::{Declared, Source};
 use super::routes::RoutePattern;
-use super::variables::{Provided, Resolver, check_name};
-use crate::host::allowed_hosts::AllowedHosts;
+use super::variables::{Provided, Resolver};
+use crate::capabilities::{AllowedHosts, DEFAULT_STORE, check_variable_name};
 use std::collections::BTreeMap;
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
@@ -69,7 +69,7 @@ impl App {
                 .with_context(|| ctx("in allowed_outbound_hosts"))?;
             let mut variables = BTreeMap::new();
             for (k, v) in &c.variables {
-                check_name(k).with_context(|| ctx("in [component.variables]"))?;
+                check_variable_name(k).with_context(|| ctx("in [component.variables]"))?;
                 let value = resolver
                     .resolve(v)
                     .with_context(|| ctx(&format!("variable {k:?}")))?;

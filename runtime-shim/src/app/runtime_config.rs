@@ -23,7 +23,7 @@
 //!
 //! Anything else fails start-up naming the key, rather than being ignored.
 
-use super::DEFAULT_STORE;
+use crate::capabilities::DEFAULT_STORE;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 use wasmtime::{Result, bail, format_err};

@@ -4,14 +4,15 @@
 //! ASCII upper case) in the environment, else that key in `.env` in the
 //! current directory, else the default.
 
+use crate::capabilities::check_variable_name;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use wasmtime::error::Context;
-use wasmtime::{Result, bail};
+use wasmtime::{Result, bail, format_err};
 
 /// Prefix of the environment (and `.env`) keys of variables.
-pub(super) const ENV_PREFIX: &str = "SPIN_VARIABLE_";
+const ENV_PREFIX: &str = "SPIN_VARIABLE_";
 
 /// One `[variables]` entry.
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -86,18 +87,25 @@ fn read_flag(flag: &str, into: &mut BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-/// Spin's rule: lower-case letters, digits and single underscores, starting with a letter.
-pub fn check_name(name: &str) -> Result<()> {
-    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !name.contains("__")
-        && !name.ends_with('_');
-    if !ok {
-        bail!("{name:?} is not a valid variable name: use lower-case letters, digits and single underscores");
-    }
-    Ok(())
+/// A dotenv file's entries, read as Spin reads `.env`: by dotenvy, whose
+/// `$VAR` substitution and quoting rules are Spin's own; a file that cannot
+/// be opened is empty, one that does not parse is an error. The error never
+/// quotes the line, which may hold a secret.
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>> {
+    let Ok(entries) = dotenvy::from_path_iter(path) else {
+        return Ok(HashMap::new());
+    };
+    entries
+        .collect::<Result<HashMap<_, _>, _>>()
+        .map_err(|e| match e {
+            dotenvy::Error::LineParse(_, at) => {
+                format_err!(
+                    "{}: a line does not parse as dotenv (at character {at})",
+                    path.display()
+                )
+            }
+            other => format_err!("cannot read {}: {other}", path.display()),
+        })
 }
 
 /// Resolved application variables.
@@ -122,7 +130,7 @@ impl Resolver {
         let mut dotenv: Option<HashMap<String, String>> = None;
         let mut values = BTreeMap::new();
         for (name, decl) in decls {
-            check_name(name)?;
+            check_variable_name(name)?;
             if decl.required && decl.default.is_some() {
                 bail!("variable {name:?} is both required and has a default: choose one");
             }
@@ -134,7 +142,7 @@ impl Resolver {
                 .cloned();
             if let (None, Some(path)) = (&value, &provided.dotenv) {
                 if dotenv.is_none() {
-                    dotenv = Some(super::dotenv::read(path)?);
+                    dotenv = Some(read_dotenv(path)?);
                 }
                 value = dotenv.as_ref().and_then(|d| d.get(&env_key).cloned());
             }
@@ -211,7 +219,11 @@ mod tests {
         let r = Resolver::new(&d, &p).unwrap();
         assert!(r.resolve("{{ nope }}").unwrap_err().to_string().contains("nope"));
         assert!(r.resolve("{{ c ").is_err());
-        assert!(check_name("Bad").is_err() && check_name("a__b").is_err() && check_name("ok_1").is_ok());
+        assert!(
+            check_variable_name("Bad").is_err()
+                && check_variable_name("a__b").is_err()
+                && check_variable_name("ok_1").is_ok()
+        );
     }
 
     /// A scratch directory of this test process.
@@ -319,7 +331,18 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(resolve("a = { default = \"da\" }", &missing, "{{ a }}"), "da");
-        std::fs::write(&dotenv, "OTHER=${HOME} x\nSPIN_VARIABLE_A=$HOME\n").unwrap();
+        // dotenvy's rules, as Spin's: `$NAME` is substituted from the
+        // environment and earlier lines.
+        std::fs::write(&dotenv, "BASE=from-file\nSPIN_VARIABLE_A=${BASE}/x\n").unwrap();
+        let substituted = Provided {
+            dotenv: Some(dotenv.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve("a = { default = \"da\" }", &substituted, "{{ a }}"),
+            "from-file/x"
+        );
+        std::fs::write(&dotenv, "SPIN_VARIABLE_B=ok\nSPIN_VARIABLE_A=\"s3cret\n").unwrap();
         let bad = Provided {
             dotenv: Some(dotenv),
             ..flags(&["a=flag"]).unwrap()
@@ -331,10 +354,8 @@ mod tests {
                 .err()
                 .unwrap()
         );
-        assert!(
-            e.contains(".env") && e.contains("line 2") && e.contains("SPIN_VARIABLE_A"),
-            "{e}"
-        );
+        assert!(e.contains(".env") && e.contains("does not parse"), "{e}");
+        assert!(!e.contains("s3cret"), "the line is not quoted: {e}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

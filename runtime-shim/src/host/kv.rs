@@ -4,7 +4,7 @@
 
 use super::bindings::key_value::{self, Error, HostStore};
 use super::state::InstanceState;
-use crate::app::DEFAULT_STORE;
+use crate::capabilities::DEFAULT_STORE;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use wasmtime::component::Resource;

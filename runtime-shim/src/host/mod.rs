@@ -1,14 +1,12 @@
-//! The host side of a Wasm instance, all in this module: the bindings
-//! generated from Spin's WIT, what each instance's store holds
-//! ([`InstanceState`]) and what instances share ([`AppServices`],
-//! [`ComponentEnv`]), the Spin interfaces this host implements (key-value,
-//! outbound Redis, variables) with the permission check of outbound
-//! connections beside them ([`allowed_hosts`]), stubs for those it does
-//! not, and the one way to make an instance's store ([`new_store`]) and
-//! link a component ([`instance_pre`]). The triggers use these; nothing
-//! else reaches in.
+//! The host side of a Wasm instance: the bindings generated from Spin's
+//! WIT, what each instance's store holds ([`InstanceState`]) and what
+//! instances share ([`AppServices`], [`ComponentEnv`]), the Spin interfaces
+//! this host implements (key-value, outbound Redis, variables), enforcing
+//! the rules of `crate::capabilities`, stubs for those it does not, and the
+//! one way to make an instance's store ([`new_store`]) and link a component
+//! ([`instance_pre`]). The engine links with these and the triggers make
+//! stores with them; this module knows nothing of how the app was loaded.
 
-pub mod allowed_hosts;
 mod bindings;
 mod guest_log;
 mod kv;

@@ -18,8 +18,7 @@ use super::bindings::redis::{self, Error, RedisParameter, RedisResult};
 use super::state::InstanceState;
 use crate::metrics::RedisErrorKind;
 use ::redis::aio::MultiplexedConnection;
-use log_format::redact;
-use ops::valkey::scrub;
+use ops::redis_url::{redact, scrub};
 use redis::HostConnection;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,22 +31,63 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The resource behind a guest's `connection`.
 pub struct RedisConnection {
     address: String,
+    /// Which of the pool's connections to `address` this is.
+    generation: u64,
     conn: MultiplexedConnection,
 }
 
+/// The app's connections, one per address, shared by every instance.
 #[derive(Default)]
 pub struct RedisPool {
-    conns: Mutex<HashMap<String, MultiplexedConnection>>,
+    conns: Mutex<Slots<MultiplexedConnection>>,
+}
+
+/// One value per address, each numbered when it is made, so that the
+/// holder of a value that failed removes that one and never a newer one
+/// that another holder has made meanwhile.
+struct Slots<T> {
+    made: u64,
+    by_address: HashMap<String, (u64, T)>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots {
+            made: 0,
+            by_address: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone> Slots<T> {
+    fn get(&self, address: &str) -> Option<(u64, T)> {
+        self.by_address.get(address).cloned()
+    }
+
+    /// Keeps `value` for `address` and returns its number.
+    fn insert(&mut self, address: &str, value: T) -> u64 {
+        self.made += 1;
+        self.by_address.insert(address.to_string(), (self.made, value));
+        self.made
+    }
+
+    /// Removes `address`'s value if it is still number `generation`.
+    fn evict(&mut self, address: &str, generation: u64) -> bool {
+        let current = self.by_address.get(address).map(|(g, _)| *g);
+        current == Some(generation) && self.by_address.remove(address).is_some()
+    }
 }
 
 /// An error for the guest, and how the metrics count it.
 type Failure = (Error, RedisErrorKind);
 
 impl RedisPool {
-    async fn get(&self, address: &str) -> Result<MultiplexedConnection, Failure> {
+    /// The shared connection to `address` and its number, made if there is
+    /// none.
+    async fn get(&self, address: &str) -> Result<(u64, MultiplexedConnection), Failure> {
         let mut conns = self.conns.lock().await;
         if let Some(c) = conns.get(address) {
-            return Ok(c.clone());
+            return Ok(c);
         }
         ::redis::IntoConnectionInfo::into_connection_info(address)
             .map_err(|_| (Error::InvalidAddress, RedisErrorKind::Connect))?;
@@ -74,13 +114,14 @@ impl RedisPool {
                 return Err((Error::Other(format!("cannot connect: {cause}")), kind));
             }
         };
-        conns.insert(address.to_string(), conn.clone());
-        Ok(conn)
+        let generation = conns.insert(address, conn.clone());
+        Ok((generation, conn))
     }
 
-    /// Forgets a connection that failed, unless it was already replaced.
-    async fn evict(&self, address: &str) {
-        self.conns.lock().await.remove(address);
+    /// Forgets connection number `generation` to `address`, which failed;
+    /// a newer one another instance made meanwhile stays.
+    async fn evict(&self, address: &str, generation: u64) {
+        self.conns.lock().await.evict(address, generation);
     }
 }
 
@@ -184,7 +225,7 @@ impl InstanceState {
         name: &str,
     ) -> wasmtime::Result<Result<T, Failure>> {
         let c = self.table.get(conn)?;
-        let (address, mut redis) = (c.address.clone(), c.conn.clone());
+        let (address, mut generation, mut redis) = (c.address.clone(), c.generation, c.conn.clone());
         let mut retried = false;
         loop {
             let e = match cmd.query_async::<T>(&mut redis).await {
@@ -196,7 +237,7 @@ impl InstanceState {
             };
             let dead = connection_failed(&e);
             if dead {
-                self.app.redis.evict(&address).await;
+                self.app.redis.evict(&address, generation).await;
             }
             if !dead || retried {
                 let after = if retried { " (after one retry)" } else { "" };
@@ -210,7 +251,7 @@ impl InstanceState {
                 ));
                 return Ok(Err((message, kind_of(&e))));
             }
-            redis = match self.app.redis.get(&address).await {
+            (generation, redis) = match self.app.redis.get(&address).await {
                 Ok(c) => c,
                 Err((Error::Other(m), kind)) => {
                     let message = Error::Other(format!(
@@ -221,7 +262,8 @@ impl InstanceState {
                 }
                 Err(other) => return Ok(Err(other)),
             };
-            self.table.get_mut(conn)?.conn = redis.clone();
+            let held = self.table.get_mut(conn)?;
+            (held.generation, held.conn) = (generation, redis.clone());
             retried = true;
         }
     }
@@ -240,7 +282,11 @@ impl HostConnection for InstanceState {
             return Ok(Err(self.count((Error::InvalidAddress, RedisErrorKind::Denied))));
         }
         match self.app.redis.get(&address).await {
-            Ok(conn) => Ok(Ok(self.table.push(RedisConnection { address, conn })?)),
+            Ok((generation, conn)) => Ok(Ok(self.table.push(RedisConnection {
+                address,
+                generation,
+                conn,
+            })?)),
             Err(failure) => Ok(Err(self.count(failure))),
         }
     }
@@ -394,13 +440,37 @@ mod tests {
         }
     }
 
+    /// Two instances share the connection to one address. The first finds
+    /// it dead; the second, meanwhile, has found it dead too and made a new
+    /// one. The first's eviction must leave the second's new connection.
+    #[test]
+    fn an_instance_evicts_only_the_connection_that_failed_it() {
+        let mut slots = Slots::default();
+        let first = slots.insert("redis://v:1", "old");
+        let (held_by_a, _) = slots.get("redis://v:1").unwrap();
+        let (held_by_b, _) = slots.get("redis://v:1").unwrap();
+        assert_eq!((held_by_a, held_by_b), (first, first));
+        // B fails, evicts and reconnects.
+        assert!(slots.evict("redis://v:1", held_by_b));
+        let fresh = slots.insert("redis://v:1", "new");
+        // A's failure on the old connection arrives late.
+        assert!(!slots.evict("redis://v:1", held_by_a));
+        assert_eq!(slots.get("redis://v:1"), Some((fresh, "new")));
+        // The new one can still be evicted by its own holder.
+        assert!(slots.evict("redis://v:1", fresh));
+        assert_eq!(slots.get("redis://v:1"), None);
+        // Addresses are apart.
+        let other = slots.insert("redis://w:1", "w");
+        assert!(!slots.evict("redis://v:1", other));
+    }
+
     #[test]
     fn credentials_never_reach_a_message() {
         let url = "redis://edge:s3cret@valkey:6379";
         let io = ::redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         let said = describe(&io, url);
         assert!(
-            said.starts_with("Redis at redis://***@valkey:6379: connection lost"),
+            said.starts_with("Redis at redis://edge:***@valkey:6379: connection lost"),
             "{said}"
         );
         assert!(!said.contains("s3cret"), "{said}");

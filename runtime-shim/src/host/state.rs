@@ -6,10 +6,10 @@
 //! store) or [`ComponentEnv`] (one per component: its permissions and
 //! variables), both behind `Arc`s so making a store costs a few pointer copies.
 
-use super::allowed_hosts::AllowedHosts;
 use super::guest_log::GuestLog;
 use super::kv::KvStore;
 use super::redis::RedisPool;
+use crate::capabilities::AllowedHosts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;

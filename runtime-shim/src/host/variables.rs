@@ -1,5 +1,6 @@
 //! `fermyon:spin/variables@2.0.0`, the guest's side of the app's variables
-//! (the resolving is `crate::app::variables`, at start-up).
+//! (resolved by the app at start-up; the engine hands each component its
+//! own values).
 
 use super::InstanceState;
 use super::bindings;
@@ -9,7 +10,7 @@ use super::bindings;
 impl bindings::variables::Host for InstanceState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, bindings::variables::Error>> {
         use bindings::variables::Error;
-        if crate::app::variables::check_name(&name).is_err() {
+        if crate::capabilities::check_variable_name(&name).is_err() {
             return Ok(Err(Error::InvalidName(name)));
         }
         Ok(self

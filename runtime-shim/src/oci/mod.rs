@@ -15,7 +15,7 @@ mod reference;
 pub use client::stand_in_trust_anchor;
 pub use reference::{Reference, is_loopback, parse as parse_reference};
 
-use crate::app::{Declared, Source};
+use crate::cache_files::{sha256_digest as sha256, write_atomically};
 use client::{Client, Refusal, Transport};
 use oci_client::manifest::OciDescriptor;
 use serde::Deserialize;
@@ -61,13 +61,16 @@ pub struct PullOptions {
 }
 
 /// A pull in two steps: [`Pull::locked_app`], then, for the components that
-/// will run, [`Pull::fetch_sources`].
+/// will run, [`Pull::wasm_layer`]. What the locked app means is the app
+/// layer's to read; this module only fetches and verifies.
 pub struct Pull {
     reference: Reference,
     client: Option<Client>,
     options: PullOptions,
     cache: BlobCache,
     layers: Vec<Descriptor>,
+    /// Wasm layers already fetched, by digest (components may share one).
+    wasm: HashMap<String, Arc<[u8]>>,
     pub fetched: usize,
     pub from_cache: usize,
 }
@@ -82,13 +85,15 @@ impl Pull {
             client: None,
             options,
             layers: Vec::new(),
+            wasm: HashMap::new(),
             fetched: 0,
             from_cache: 0,
         }
     }
 
-    /// The manifest's digest and the app it carries, sources not yet fetched.
-    pub async fn locked_app(&mut self) -> Result<(String, Declared)> {
+    /// The manifest's digest and the locked app it carries (JSON), its
+    /// Wasm layers not yet fetched.
+    pub async fn locked_app(&mut self) -> Result<(String, Vec<u8>)> {
         let (digest, bytes) = self.manifest().await?;
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| format_err!("{}: not an OCI image manifest: {e}", self.reference))?;
@@ -119,44 +124,35 @@ impl Pull {
             );
         }
         let json = self.blob(&locked, "the locked app").await?;
-        let declared = crate::app::locked::parse(&json)
-            .map_err(|e| format_err!("{}: the locked app: {e:#}", self.reference))?;
         self.layers = manifest.layers;
-        Ok((digest, declared))
+        Ok((digest, json))
     }
 
-    /// Fills in every component's Wasm, from the cache or the registry.
-    pub async fn fetch_sources(&mut self, declared: &mut Declared) -> Result<()> {
-        let mut fetched: HashMap<String, Arc<[u8]>> = HashMap::new();
-        for (id, c) in declared.components.iter_mut() {
-            let Source::Layer { digest, bytes } = &mut c.source else {
-                continue;
-            };
-            if let Some(b) = fetched.get(digest.as_str()) {
-                *bytes = b.clone();
-                continue;
-            }
-            let layer = (self.layers.iter())
-                .find(|l| l.digest == *digest)
-                .cloned()
-                .ok_or_else(|| {
-                    format_err!(
-                        "{}: component {id:?}'s Wasm {digest} is not among its layers",
-                        self.reference
-                    )
-                })?;
-            if !WASM_LAYERS.contains(&layer.media_type.as_str()) {
-                bail!(
-                    "{}: component {id:?}'s layer {digest} is of type {:?}, not Wasm",
-                    self.reference,
-                    layer.media_type
-                );
-            }
-            let b: Arc<[u8]> = self.blob(&layer, &format!("component {id:?}")).await?.into();
-            fetched.insert(digest.clone(), b.clone());
-            *bytes = b;
+    /// The Wasm layer `digest` of the manifest, from the cache or the
+    /// registry, for `whose` (named in errors).
+    pub async fn wasm_layer(&mut self, digest: &str, whose: &str) -> Result<Arc<[u8]>> {
+        if let Some(b) = self.wasm.get(digest) {
+            return Ok(b.clone());
         }
-        Ok(())
+        let layer = (self.layers.iter())
+            .find(|l| l.digest == digest)
+            .cloned()
+            .ok_or_else(|| {
+                format_err!(
+                    "{}: {whose}'s Wasm {digest} is not among its layers",
+                    self.reference
+                )
+            })?;
+        if !WASM_LAYERS.contains(&layer.media_type.as_str()) {
+            bail!(
+                "{}: {whose}'s layer {digest} is of type {:?}, not Wasm",
+                self.reference,
+                layer.media_type
+            );
+        }
+        let b: Arc<[u8]> = self.blob(&layer, whose).await?.into();
+        self.wasm.insert(digest.to_string(), b.clone());
+        Ok(b)
     }
 
     /// The manifest, by digest from the cache when the reference pins one.
@@ -268,8 +264,6 @@ impl Pull {
     }
 }
 
-use crate::engine::sha256_digest as sha256;
-
 /// Verified blobs by digest. A file that no longer matches its name is
 /// removed and fetched again; a cache that cannot be written is only a
 /// warning, since the pull itself succeeded.
@@ -296,7 +290,7 @@ impl BlobCache {
 
     fn put(&self, digest: &str, bytes: &[u8]) {
         if let Some(path) = self.path(digest)
-            && let Err(e) = crate::engine::write_atomically(&path, bytes)
+            && let Err(e) = write_atomically(&path, bytes)
         {
             tracing::warn!("cannot keep {digest} in {}: {e}", path.display());
         }

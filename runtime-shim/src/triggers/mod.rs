@@ -133,7 +133,7 @@ impl Triggers {
         let subscribers = (self.subscribers.into_iter())
             .map(|sub| {
                 (
-                    log_format::redact(&sub.address),
+                    ops::redis_url::redact(&sub.address),
                     tokio::spawn(sub.run(stopping.clone())),
                 )
             })

@@ -15,7 +15,8 @@ use crate::host::RedisHandlerPre;
 use crate::host::{AppServices, ComponentEnv, InstanceState, new_store};
 use crate::metrics::{GuestMetrics, MessageMetrics, MessageOutcome, SubscriptionMetrics};
 use futures_util::StreamExt;
-use log_format::redact;
+use ops::backoff::Backoff;
+use ops::redis_url::redact;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +67,11 @@ impl Subscriber {
     /// Runs until `stop` turns true; a message being handled then is
     /// finished first.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut delay = BACKOFF_INITIAL;
+        let backoff = Backoff {
+            initial: BACKOFF_INITIAL,
+            max: BACKOFF_MAX,
+        };
+        let mut attempt = 0;
         let mut resubscribing = false;
         loop {
             let address = redact(&self.address);
@@ -83,18 +88,17 @@ impl Subscriber {
                         reason = lost,
                         "redis trigger lost its connection to {address}: {lost}"
                     );
-                    delay = BACKOFF_INITIAL;
+                    attempt = 0;
                     resubscribing = true;
                 }
                 Err(e) => tracing::warn!(address, "redis trigger cannot subscribe at {address}: {e}"),
             }
-            // Jittered so that many instances do not reconnect in lockstep.
-            let jitter = rand::random_range(0..=delay.as_millis() as u64 / 2);
+            attempt += 1;
+            let delay = backoff.delay(attempt, &mut rand::rng());
             tokio::select! {
                 _ = stopped(&mut stop) => return,
-                _ = tokio::time::sleep(delay / 2 + Duration::from_millis(jitter)) => {}
+                _ = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -126,7 +130,7 @@ impl Subscriber {
             Ok(pubsub) => pubsub,
             // TLS set up wrong on one side, named; else what failed.
             Err(e) => match ops::valkey::connect_cause(&self.address, e.as_ref(), PING_TIMEOUT).await {
-                Some(cause) => wasmtime::bail!("{}", ops::valkey::scrub(&cause, &self.address)),
+                Some(cause) => wasmtime::bail!("{}", ops::redis_url::scrub(&cause, &self.address)),
                 None => match e {
                     Some(e) if !e.is_timeout() => {
                         wasmtime::bail!("{}", ops::valkey::describe(&e, &self.address))

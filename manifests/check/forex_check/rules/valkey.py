@@ -12,6 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from .. import redis_url
 from ..context import Context
 from ..model import Check, Obj, ObjectSet, applied_with, containers_of, deployable, get, pod_spec, rule
 from ..workloads import (
@@ -33,7 +34,6 @@ TLS_ONLY_OVERLAYS = ("production", "runtime-shim")
 
 # A Redis/Valkey URL: plain (redis://, valkey://) or TLS (rediss://, valkeys://).
 VALKEY_URL = re.compile(r"\b((?:redis|valkey)s?)://([^\s\"']*)", re.I)
-PLAIN_VALKEY_SCHEMES = {"redis", "valkey"}
 # The programs that serve Valkey (the image's valkey-server; redis-server alike).
 VALKEY_SERVERS = {"valkey-server", "redis-server"}
 # The protocol versions Valkey may offer (tls-protocols): TLS 1.2 and later.
@@ -49,22 +49,10 @@ VALKEY_URL_ENV = "VALKEY_URL"
 CA_FILE_ENV = "SSL_CERT_FILE"
 
 
-def redact_url(url: str) -> str:
-    """A URL without its password."""
-    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)
-
-
-def valkey_url_host(url: str) -> str | None:
-    """The host of a Redis/Valkey URL (without port or brackets)."""
-    m = re.match(r"[A-Za-z]+://(?:[^@/]*@)?(\[[^\]]*\]|[^:/?#]*)", url)
-    return m.group(1).strip("[]") if m and m.group(1) else None
-
-
 def host_of(host_port: str) -> str:
-    """The host of host:port (an IPv6 address in brackets too)."""
-    if host_port.startswith("["):
-        return host_port[1:].split("]", 1)[0]
-    return host_port.rsplit(":", 1)[0] if ":" in host_port else host_port
+    """The host of host:port (an IPv6 address without its brackets)."""
+    url = redis_url.parse(f"redis://{host_port}")
+    return url.bare_host if url else host_port
 
 
 def certificate_covers(cert: Obj, host: str) -> bool:
@@ -212,14 +200,18 @@ def valkey_urls(ctx: Context, c: Check) -> None:
                 for m in VALKEY_URL.finditer(value or ""):
                     url = m.group(0)
                     n.add(where)
-                    if m.group(1).lower() in PLAIN_VALKEY_SCHEMES:
+                    parsed = redis_url.parse(url)
+                    if parsed is None:
+                        c.fail(f"[{s.label}] {where}: {redis_url.redact(url)}: not a valid Valkey URL")
+                        continue
+                    if not parsed.tls:
                         c.fail(
-                            f"[{s.label}] {where}: {redact_url(url)} is a {m.group(1)}:// URL in clear; Valkey serves TLS "
+                            f"[{s.label}] {where}: {parsed.redacted()} is a {parsed.scheme}:// URL in clear; Valkey serves TLS "
                             f"only and passwords must not cross the network in clear: use rediss://"
                         )
-                    if "#" in url and "insecure" in url.split("#", 1)[1].lower():
+                    if "insecure" in parsed.fragment.lower():
                         c.fail(
-                            f"[{s.label}] {where}: {redact_url(url)} has #insecure, which makes Spin skip the check of "
+                            f"[{s.label}] {where}: {parsed.redacted()} has #insecure, which makes Spin skip the check of "
                             f"Valkey's certificate and host name (runtime-shim and the refresher refuse it): remove it"
                         )
     c.summary = f"{len(n)} setting(s) with a Valkey URL in {', '.join(TLS_ONLY_OVERLAYS)}, all rediss:// without #insecure"
@@ -308,9 +300,9 @@ def valkey_certificate(ctx: Context, c: Check) -> None:
                     continue
                 for w, _, value in resolved_values(s, examples, o):
                     for m in VALKEY_URL.finditer(value or ""):
-                        host = valkey_url_host(m.group(0))
-                        if host and m.group(1).lower() not in PLAIN_VALKEY_SCHEMES:
-                            hosts.setdefault(host, f"the URL of {w}")
+                        url = redis_url.parse(m.group(0))
+                        if url and url.tls:
+                            hosts.setdefault(url.bare_host, f"the URL of {w}")
             for host, whose in sorted(hosts.items()):
                 covered.add((cert.identity(), host))
                 if not certificate_covers(cert, host):
@@ -350,8 +342,8 @@ def valkey_ca(ctx: Context, c: Check) -> None:
                 where = f"{o.ref()}: container {cont.get('name')!r}"
                 values = {name: value for w, name, value in resolved_values(s, examples, o) if w.startswith(where + " ")}
                 url = values.get(VALKEY_URL_ENV)
-                m = VALKEY_URL.match(url or "")
-                if m and m.group(1).lower() in PLAIN_VALKEY_SCHEMES:
+                parsed = redis_url.parse(url or "")
+                if parsed and not parsed.tls:
                     continue  # in clear: nothing to verify (valkey-urls refuses it where TLS is required)
                 n.add((o.identity(), cont.get("name")))
                 path = values.get(CA_FILE_ENV)

@@ -4,6 +4,7 @@
 //! scheme is matched exactly (`redis://` does not allow `rediss://`), and
 //! `rediss` has no well-known port: its entries name one (or `*`).
 
+use ops::redis_url::RedisUrl;
 use wasmtime::{Result, bail};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,24 +83,15 @@ impl AllowedHosts {
             .map(AllowedHosts)
     }
 
-    /// Whether `url` (e.g. `redis://user:pw@valkey:6379/0`) may be reached.
+    /// Whether `url` (e.g. `redis://user:pw@valkey:6379/0`) may be reached:
+    /// its scheme, host and port as redis-rs will connect to them
+    /// (`ops::redis_url`).
     pub fn allows_url(&self, url: &str) -> bool {
-        let Some((scheme, rest)) = url.split_once("://") else {
+        let Ok(url) = RedisUrl::parse(url) else {
             return false;
         };
-        let scheme = scheme.to_ascii_lowercase();
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => match p.parse::<u16>() {
-                Ok(p) => (h, Some(p)),
-                Err(_) => return false,
-            },
-            None => (hostport, None),
-        };
-        let port = port.or_else(|| well_known_port(&scheme));
-        let host = host.to_ascii_lowercase();
-        !host.is_empty() && self.0.iter().any(|a| a.allows(&scheme, &host, port))
+        let port = url.port().or_else(|| well_known_port(url.scheme()));
+        self.0.iter().any(|a| a.allows(url.scheme(), &url.host(), port))
     }
 }
 
@@ -121,6 +113,9 @@ mod tests {
         assert!(!h.allows_url("redis://other:6379"));
         assert!(!h.allows_url("http://valkey:6379"));
         assert!(!h.allows_url("valkey:6379"));
+        // The fragment is cut before the user information is looked for.
+        assert!(h.allows_url("redis://valkey:6379/0#a@other"));
+        assert!(!h.allows_url("redis://other:6379/0#a@valkey:6379"));
         assert!(!hosts(&[]).allows_url("redis://valkey:6379"));
         assert!(hosts(&["*://*:*"]).allows_url("redis://anything:1"));
         assert!(hosts(&["redis://127.0.0.1:*"]).allows_url("redis://127.0.0.1:4242"));
