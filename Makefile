@@ -64,7 +64,7 @@ test-rust:
 	fi
 	$(CARGO) build --target $(WASM_TARGET) -p forex-shared
 	$(CARGO) test -- --skip a_simulated_day
-	$(CARGO) test -p e2e --test simulated_day -- --show-output
+	$(CARGO) test -p e2e --test all simulated_day:: -- --show-output
 
 ## Every relative link and #anchor of the Markdown files resolves (no network),
 ## and no file but generated or vendored ones is longer than 700 lines.

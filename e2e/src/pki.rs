@@ -1,11 +1,15 @@
-//! Test certificates made with the `openssl` command line: a CA of the
-//! test's own, and server certificates it signs for chosen names, valid a
-//! day or already expired.
+//! Test certificates, made in-process with rcgen: a CA of the test's own,
+//! and server certificates it signs for chosen names, valid a day or
+//! already expired. No `openssl` needed.
 
 use crate::procs::TempDir;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use time::{Duration, OffsetDateTime};
 
 /// A certificate and its key, as PEM files.
 #[derive(Clone, Debug)]
@@ -18,121 +22,57 @@ pub struct CertFiles {
 pub struct TestCa {
     /// The CA certificate (PEM): what a client is told to trust.
     pub cert: PathBuf,
-    key: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
     dir: TempDir,
 }
 
-const EC: [&str; 5] = [
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-];
-
-/// Runs `openssl args` in `dir`: `None` when there is no openssl, a panic
-/// with its message when it fails.
-fn openssl(dir: &Path, args: &[&str]) -> Option<()> {
-    match Command::new("openssl").args(args).current_dir(dir).output() {
-        Ok(o) if o.status.success() => Some(()),
-        Ok(o) => panic!("openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(_) => None,
-    }
-}
-
 impl TestCa {
-    /// A new CA named `name`; `None` without `openssl` on PATH.
-    pub fn new(name: &str) -> Option<TestCa> {
+    /// A new CA named `name`, valid a day.
+    pub fn new(name: &str) -> TestCa {
+        let key = KeyPair::generate().expect("an ECDSA P-256 key");
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let now = OffsetDateTime::now_utc();
+        (params.not_before, params.not_after) = (now - Duration::hours(1), now + Duration::days(1));
+        let cert = params.self_signed(&key).expect("a self-signed CA");
         let dir = TempDir::new("pki");
-        let subject = format!("/CN={name}");
-        let args = [
-            &["req", "-x509"][..],
-            &EC[..],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "1",
-                "-subj",
-                &subject,
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ][..],
-        ]
-        .concat();
-        openssl(dir.path(), &args)?;
-        Some(TestCa {
-            cert: dir.path().join("ca.pem"),
-            key: dir.path().join("ca.key"),
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, cert.pem()).unwrap();
+        TestCa {
+            cert: path,
+            issuer: Issuer::new(params, key),
             dir,
-        })
+        }
     }
 
     /// A server certificate for `names` (IP addresses or DNS names), valid
-    /// for `days` from now; `days == 0` makes one that expires within the
-    /// second it is made.
+    /// for `days` from now; `days == 0` makes one that expired an hour ago.
     pub fn issue(&self, names: &[&str], days: u32) -> CertFiles {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let (cert, key, csr, ext) = (
-            format!("server-{n}.pem"),
-            format!("server-{n}.key"),
-            format!("server-{n}.csr"),
-            format!("server-{n}.ext"),
-        );
-        let dir = self.dir.path();
-        let subject = format!("/CN={}", names[0]);
-        let args = [
-            &["req"][..],
-            &EC[..],
-            &["-keyout", &key, "-out", &csr, "-subj", &subject][..],
-        ]
-        .concat();
-        openssl(dir, &args).expect("openssl");
-        let alt: Vec<String> = names
-            .iter()
-            .map(|n| match n.parse::<std::net::IpAddr>() {
-                Ok(_) => format!("IP:{n}"),
-                Err(_) => format!("DNS:{n}"),
-            })
-            .collect();
-        std::fs::write(
-            dir.join(&ext),
-            format!(
-                "subjectAltName={}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-                alt.join(",")
-            ),
-        )
-        .unwrap();
-        let days = days.to_string();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                self.key.to_str().unwrap(),
-                "-CAcreateserial",
-                "-out",
-                &cert,
-                "-days",
-                &days,
-                "-extfile",
-                &ext,
-            ],
-        )
-        .expect("openssl");
-        CertFiles {
-            cert: dir.join(cert),
-            key: dir.join(key),
-        }
+        let key = KeyPair::generate().expect("an ECDSA P-256 key");
+        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("valid names");
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = OffsetDateTime::now_utc();
+        (params.not_before, params.not_after) = if days == 0 {
+            (now - Duration::days(2), now - Duration::hours(1))
+        } else {
+            (now - Duration::hours(1), now + Duration::days(days.into()))
+        };
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("a signed certificate");
+        let files = CertFiles {
+            cert: self.dir.path().join(format!("server-{n}.pem")),
+            key: self.dir.path().join(format!("server-{n}.key")),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
     }
 }

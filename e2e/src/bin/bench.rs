@@ -8,7 +8,7 @@
 //! 2. [`start_servers`]: the real `spin.toml` under `runtime-shim up`, once
 //!    as it runs by default, once with `--metrics-listen` scraped every
 //!    second, and once against a Valkey that speaks TLS only (with a CA the
-//!    bench makes; needs `openssl`); when a real Spin is found (`SPIN`, else `spin` on `PATH`),
+//!    bench makes); when a real Spin is found (`SPIN`, else `spin` on `PATH`),
 //!    under `spin up` and Spin's floor (the constant-answer component
 //!    `floor-http`); and the baseline, a native hyper server answering the
 //!    edge's own response bytes from memory.
@@ -303,12 +303,8 @@ struct TlsValkey {
     _ca: e2e::TestCa,
 }
 
-/// `None` (said so) without openssl to make the CA.
-fn tls_valkey(one_frame: &OneFrame) -> Option<TlsValkey> {
-    let Some(ca) = e2e::TestCa::new("bench CA") else {
-        eprintln!("!!! bench: no openssl on PATH: no TLS rows");
-        return None;
-    };
+fn tls_valkey(one_frame: &OneFrame) -> TlsValkey {
+    let ca = e2e::TestCa::new("bench CA");
     let valkey = Valkey::start_with(e2e::ValkeyOptions {
         tls: Some(e2e::Tls {
             cert: ca.issue(&["127.0.0.1"], 1),
@@ -318,7 +314,7 @@ fn tls_valkey(one_frame: &OneFrame) -> Option<TlsValkey> {
     });
     let run = refresh(&valkey, one_frame, &[]);
     assert_eq!(run.code, Some(0), "refresher over TLS: {}", run.log);
-    Some(TlsValkey { valkey, _ca: ca })
+    TlsValkey { valkey, _ca: ca }
 }
 
 /// Everything the load phase drives, and what keeps it running.
@@ -647,7 +643,7 @@ fn main() {
 
     let cold = cold_starts(&valkey);
     let tls = tls_valkey(&one_frame);
-    let mut servers = start_servers(&valkey, tls.as_ref());
+    let mut servers = start_servers(&valkey, Some(&tls));
     load_rounds(&mut servers.rows, warmup, duration);
     let target = |role| {
         let row = servers.rows.iter().find(|r: &&Row| r.role == role);
@@ -676,10 +672,7 @@ fn main() {
     let rounds = 25;
     let mut propagation = Propagation {
         plain: propagation(&valkey, &shim, rounds),
-        tls: tls
-            .as_ref()
-            .zip(tls_shim.as_ref())
-            .map(|(t, s)| propagation(&t.valkey, s, rounds)),
+        tls: tls_shim.as_ref().map(|s| propagation(&tls.valkey, s, rounds)),
         rounds,
     };
     report(&figures, &comparisons, &mut propagation, &cold, &memory);

@@ -156,7 +156,7 @@ fn hostile_requests_get_clear_answers_and_bounded_resources() {
     let shim = Shim::start_app_with(
         &valkey,
         &valkey.url(),
-        &["--header-read-timeout-ms", "500", "--max-connections", "8"],
+        &["--header-read-timeout", "500ms", "--max-connections", "8"],
     );
     let addr = shim.addr();
 

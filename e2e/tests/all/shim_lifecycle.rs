@@ -239,7 +239,7 @@ fn at_sigterm_a_request_waiting_for_an_instance_gets_shutting_down() {
 }
 
 /// At SIGTERM the Redis trigger takes no new message but finishes the one in
-/// hand; one that outlasts `--drain-timeout-ms` is given up, with a line
+/// hand; one that outlasts `--drain-timeout` is given up, with a line
 /// saying so, and the process still exits 0.
 #[test]
 fn sigterm_finishes_the_redis_message_in_hand_and_reports_one_it_gives_up() {
@@ -269,7 +269,7 @@ fn sigterm_finishes_the_redis_message_in_hand_and_reports_one_it_gives_up() {
     let dir = TempDir::new("term-redis-lost");
     let m = manifest(&dir, &probe_app(&format!("redis://{}", valkey.host())));
     let mut args = vars(&[("redis_url", &valkey.url())]);
-    args.extend(["--drain-timeout-ms".to_string(), "400".to_string()]);
+    args.extend(["--drain-timeout".to_string(), "400ms".to_string()]);
     let mut shim = Edge::start_on(&Host::Shim, &m, &args).unwrap_or_else(|l| panic!("{l}"));
     let took = send_then_terminate(&mut shim, "sleep:5000");
     shim.assert_logged("a message was still being handled after 400ms; it is lost");
@@ -299,10 +299,10 @@ fn metrics_count_what_happened() {
     let mut args = vars(&[("redis_url", &valkey.url())]);
     args.extend(["--metrics-listen".into(), format!("127.0.0.1:{port}")]);
     args.extend([
-        "--request-timeout-ms".into(),
-        "300".into(),
-        "--message-timeout-ms".into(),
-        "300".into(),
+        "--request-timeout".into(),
+        "300ms".into(),
+        "--message-timeout".into(),
+        "300ms".into(),
     ]);
     let shim = Shim::start(&m, &args).unwrap_or_else(|l| panic!("{l}"));
     shim.wait_subscribed();

@@ -4,7 +4,7 @@
 //! then pulled into a fresh buildah storage and run with `buildah run
 //! --isolation chroot`: the refresher's image, against the emulator's, lands
 //! a snapshot in a test Valkey, and runtime-shim's reaches the registry to
-//! pull an app (e2e/tests/executor.rs runs the same binary through a whole
+//! pull an app (e2e/tests/all/executor.rs runs the same binary through a whole
 //! pull and serve).
 //!
 //! Needs `buildah`, `skopeo`, `docker-registry` and `tar` on PATH and the Rust

@@ -3,8 +3,6 @@
 //! real Spin, a certificate rotated under a running edge keeps it serving,
 //! and every way TLS can be misconfigured gives an error that names it, in
 //! bounded time, without losing what the edge serves.
-//!
-//! Needs `openssl` (the test CA); without it each test says so and passes.
 
 use e2e::{
     CertFiles, Edge, Exporter, Host, OneFrame, TestCa, Tls, Valkey, ValkeyOptions, eventually, refresh,
@@ -12,13 +10,8 @@ use e2e::{
 };
 use std::time::{Duration, Instant};
 
-/// A CA, or `None` (said once) without openssl.
-fn test_ca() -> Option<TestCa> {
-    let ca = TestCa::new("forex test CA");
-    if ca.is_none() {
-        eprintln!("tls: no openssl on PATH: skipped");
-    }
-    ca
+fn test_ca() -> TestCa {
+    TestCa::new("forex test CA")
 }
 
 /// A TLS-only Valkey serving `cert`, its clients told to trust `ca`.
@@ -45,7 +38,7 @@ fn wait_served(edge: &Edge, seq: u64, limit: Duration) {
 }
 
 fn serves_and_follows_refreshes_from_a_tls_only_valkey(host: &Host) {
-    let Some(ca) = test_ca() else { return };
+    let ca = test_ca();
     let valkey = tls_valkey(&ca, ca.issue(&["127.0.0.1"], 1), Some("adm-7c1d2e"));
     assert!(valkey.url().starts_with("rediss://"));
     let one_frame = OneFrame::start(&[]);
@@ -66,7 +59,7 @@ fn serves_and_follows_refreshes_from_a_tls_only_valkey(host: &Host) {
 }
 
 fn a_certificate_rotated_under_a_running_edge_keeps_it_serving(host: &Host) {
-    let Some(ca) = test_ca() else { return };
+    let ca = test_ca();
     let mut valkey = tls_valkey(&ca, ca.issue(&["127.0.0.1"], 1), None);
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
@@ -194,13 +187,13 @@ fn with_scheme(valkey: &Valkey, scheme: &str) -> String {
 
 #[test]
 fn each_tls_misconfiguration_is_named_and_bounded() {
-    let Some(ca) = test_ca() else { return };
+    let ca = test_ca();
     let one_frame = OneFrame::start(&[]);
     let trust = |ca: &TestCa| vec![("SSL_CERT_FILE".to_string(), ca.cert.display().to_string())];
 
     // A CA the clients were not told about.
     let valkey = tls_valkey(&ca, ca.issue(&["127.0.0.1"], 1), None);
-    let other = TestCa::new("another CA").unwrap();
+    let other = TestCa::new("another CA");
     Misconfigured {
         url: valkey.url(),
         env: trust(&other),
@@ -264,7 +257,7 @@ fn each_tls_misconfiguration_is_named_and_bounded() {
 
 #[test]
 fn runtime_shim_names_the_tls_cause_and_keeps_serving_its_cache() {
-    let Some(ca) = test_ca() else { return };
+    let ca = test_ca();
     let mut valkey = tls_valkey(&ca, ca.issue(&["127.0.0.1"], 1), None);
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
@@ -303,33 +296,33 @@ fn runtime_shim_names_the_tls_cause_and_keeps_serving_its_cache() {
     );
 }
 
-/// The SHA-256 fingerprint of the certificate a TLS server at `port`
-/// presents, as `openssl` prints it.
-fn served_fingerprint(port: u16) -> String {
-    let mut s_client = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("openssl s_client");
-    let pem = s_client.stdout.take().unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256"])
-        .stdin(pem)
-        .output()
-        .expect("openssl x509");
-    let _ = s_client.wait();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+/// The certificate (DER) a TLS server at `port` presents to a client that
+/// trusts `ca`.
+fn served_certificate(port: u16, ca: &TestCa) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    ops::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&ca.cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).expect("TLS handshake");
+    }
+    tls.peer_certificates().expect("a server certificate")[0].to_vec()
 }
 
-fn file_fingerprint(cert: &std::path::Path) -> String {
-    let out = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(cert)
-        .output()
-        .expect("openssl x509");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+fn file_certificate(cert: &std::path::Path) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_file(cert).unwrap().to_vec()
 }
 
 /// The rotation the manifests rely on, as far as it runs here: Valkey's
@@ -339,7 +332,7 @@ fn file_fingerprint(cert: &std::path::Path) -> String {
 /// keeps serving and following refreshes.
 #[test]
 fn the_manifests_tls_reload_makes_valkey_serve_a_renewed_certificate() {
-    let Some(ca) = test_ca() else { return };
+    let ca = test_ca();
     let docs = e2e::manifests::yaml_docs("manifests/base/valkey.yaml");
     let reload = e2e::manifests::container(e2e::manifests::find(&docs, "Deployment", "valkey"), "tls-reload");
     let script = reload["command"][2].as_str().expect("tls-reload's script");
@@ -369,7 +362,7 @@ fn the_manifests_tls_reload_makes_valkey_serve_a_renewed_certificate() {
         }),
         ..Default::default()
     });
-    assert_eq!(served_fingerprint(valkey.port), file_fingerprint(&first.cert));
+    assert!(served_certificate(valkey.port, &ca) == file_certificate(&first.cert));
 
     let cli = if e2e::on_path("valkey-cli") {
         "valkey-cli"
@@ -404,7 +397,7 @@ fn the_manifests_tls_reload_makes_valkey_serve_a_renewed_certificate() {
     let renewed = ca.issue(&["127.0.0.1", "localhost"], 1);
     install(&renewed);
     loaded(2);
-    assert_eq!(served_fingerprint(valkey.port), file_fingerprint(&renewed.cert));
+    assert!(served_certificate(valkey.port, &ca) == file_certificate(&renewed.cert));
     assert!(!sidecar.log().contains("did not load"), "{}", sidecar.log());
     assert!(!sidecar.log().contains(password), "{}", sidecar.log());
     // The edge, connected before, serves on and follows a refresh; new

@@ -384,7 +384,7 @@ fn a_trapping_or_runaway_guest_gets_json_500_or_504_and_the_next_request_is_fine
     let dir = TempDir::new("trap");
     let m = manifest(&dir, PROBE_ONLY);
     let shim =
-        Shim::start(&m, &["--request-timeout-ms".into(), "500".into()]).unwrap_or_else(|l| panic!("{l}"));
+        Shim::start(&m, &["--request-timeout".into(), "500ms".into()]).unwrap_or_else(|l| panic!("{l}"));
     let trap = shim.get("/trap");
     assert_eq!(trap.status, 500);
     assert_eq!(trap.error_code(), "internal_error");
