@@ -71,7 +71,7 @@ fn batch_head_methods_routes_and_every_client_error(host: &Host) {
     assert_eq!(head_404.status, 404);
 
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
-        for path in ["/rates?from=USD&to=JPY", "/healthz"] {
+        for path in ["/rates?from=USD&to=JPY", "/healthz", "/openapi.json"] {
             let r = http::request(edge.addr(), method, path, &[], b"").unwrap();
             assert_eq!(r.status, 405, "{method} {path}");
             assert_eq!(r.header("allow"), Some("GET, HEAD"));
@@ -82,6 +82,11 @@ fn batch_head_methods_routes_and_every_client_error(host: &Host) {
     let r = edge.get("/rate?from=USD&to=JPY");
     assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
     assert_eq!(edge.get("/healthz").status, 200);
+    // The contract, as the edge serves it.
+    let doc = edge.get("/openapi.json");
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.header("content-type"), Some("application/json"));
+    assert_eq!(doc.text(), shared::api::OPENAPI_JSON);
 
     for q in [
         "",
@@ -344,7 +349,112 @@ fn invalid_data_in_valkey_never_replaces_the_cache(host: &Host) {
     assert_rate(&edge.get("/rates?from=USD&to=JPY").json(), &good, "USDJPY");
 }
 
+/// `ETag` and `If-None-Match` through the cache, a refresh and a stale
+/// snapshot (docs/api.md, "Conditional GET").
+fn conditional_get_through_the_cache_a_refresh_and_a_stale_snapshot(host: &Host) {
+    let valkey = Valkey::start();
+    let one_frame = OneFrame::start(&[]);
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let edge = Edge::app_on(host, &valkey);
+    let conditional = |method: &str, target: &str, tag: &str| {
+        http::request(edge.addr(), method, target, &[("if-none-match", tag)], b"").unwrap()
+    };
+    let single = "/rates?from=USD&to=JPY";
+    let first = edge.get(single);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let tag = first
+        .header("etag")
+        .expect("a 200 of /rates has an ETag")
+        .to_string();
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "a strong tag: {tag}");
+
+    // The same rates give the same tag: again, by HEAD, and on another instance.
+    assert_eq!(edge.get(single).header("etag"), Some(tag.as_str()));
+    let head = http::request(edge.addr(), "HEAD", single, &[], b"").unwrap();
+    assert_eq!((head.status, head.header("etag")), (200, Some(tag.as_str())));
+    let other = Edge::app_on(host, &valkey);
+    assert_eq!(other.get(single).header("etag"), Some(tag.as_str()));
+    drop(other);
+
+    // Revalidated: a 304 without a body, the same tag, max-age from now.
+    let weak = format!("W/{tag}");
+    let listed = format!("\"r1-0000000000000000\", {weak}");
+    for (method, value) in [
+        ("GET", tag.as_str()),
+        ("HEAD", tag.as_str()),
+        ("GET", "*"),
+        ("GET", listed.as_str()),
+    ] {
+        let r = conditional(method, single, value);
+        assert_eq!(r.status, 304, "{method} with If-None-Match {value}: {}", r.text());
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("etag"), Some(tag.as_str()));
+        assert!(
+            r.header("cache-control")
+                .is_some_and(|c| c.starts_with("max-age="))
+        );
+        assert_eq!(r.header("content-length"), None);
+    }
+    for value in ["\"r1-0000000000000000\"", "garbage", ""] {
+        let r = conditional("GET", single, value);
+        assert_eq!(r.status, 200, "If-None-Match {value:?}");
+        assert_eq!(r.header("etag"), Some(tag.as_str()));
+    }
+    // Each form and each list of pairs is its own answer, with its own tag.
+    let tags: Vec<String> = [
+        "/rates?pair=USDJPY",
+        "/rates?pair=USDJPY&pair=EURGBP",
+        "/rates?pair=EURGBP&pair=USDJPY",
+    ]
+    .iter()
+    .map(|t| edge.get(t).header("etag").unwrap().to_string())
+    .collect();
+    assert!(
+        !tags.contains(&tag) && tags[0] != tags[1] && tags[1] != tags[2],
+        "{tags:?}"
+    );
+    let batch = conditional("GET", "/rates?pair=USDJPY&pair=EURGBP", &tags[1]);
+    assert_eq!(batch.status, 304);
+    // An error is not revalidated, and carries no tag.
+    let r = conditional("GET", "/rates?from=USD&to=QQQ", "*");
+    assert_eq!((r.status, r.header("etag")), (400, None));
+
+    // A refresh brings new rates: the old tag no longer matches.
+    let seq = edge.seq_served().expect("a snapshot is served");
+    assert_eq!(refresh(&valkey, &one_frame, &[]).code, Some(0));
+    eventually(Duration::from_secs(10), || edge.seq_served().filter(|s| *s > seq))
+        .expect("the refresh is served");
+    let r = conditional("GET", single, &tag);
+    assert_eq!(r.status, 200, "the new snapshot changed USDJPY");
+    let new_tag = r.header("etag").unwrap().to_string();
+    assert_ne!(new_tag, tag);
+    assert_eq!(conditional("GET", single, &new_tag).status, 304);
+
+    // A snapshot about to turn stale: revalidated while fresh, never after.
+    let aged = aged_snapshot(seq + 100, Duration::from_secs(290));
+    let stale_at = Instant::now() + Duration::from_secs(11);
+    valkey.set("rates", &aged.encode());
+    valkey.publish("rates_updated", &aged.seq.to_string());
+    let r = eventually(Duration::from_secs(3), || {
+        Some(edge.get(single)).filter(|r| r.header("etag").is_some_and(|t| t != new_tag))
+    })
+    .expect("the aged snapshot is served while fresh");
+    let aged_tag = r.header("etag").unwrap().to_string();
+    assert_eq!(conditional("GET", single, &aged_tag).status, 304);
+    std::thread::sleep(stale_at.saturating_duration_since(Instant::now()));
+    for value in [aged_tag.as_str(), "*"] {
+        let r = conditional("GET", single, value);
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (503, "rates_stale"),
+            "a stale snapshot is never revalidated ({value})"
+        );
+        assert_eq!(r.header("etag"), None);
+    }
+}
+
 e2e::on_both_hosts_in_clear_and_over_tls!(
+    conditional_get_through_the_cache_a_refresh_and_a_stale_snapshot,
     serves_direct_inverse_cross_and_same_currency_rates,
     batch_head_methods_routes_and_every_client_error,
     unavailable_before_the_first_refresh_then_new_snapshots_propagate,

@@ -2,6 +2,7 @@
 //! the harness and its dependencies are linked once, not once per suite.
 //! One suite: `cargo test -p e2e --test all <suite>::` (e.g. `tls::`).
 
+mod contract;
 mod edge;
 mod executor;
 mod exporter;

@@ -6,7 +6,7 @@
 //! per instance group. A rate older than `max_rate_age` is never served.
 
 use shared::Timestamp;
-use shared::api::{ApiError, ErrorCode, RETRY_AFTER_SECS, RatesQuery};
+use shared::api::{ApiError, ErrorCode, OPENAPI_JSON, RETRY_AFTER_SECS, RatesQuery, header};
 use shared::freshness::{self, DEFAULT_MAX_RATE_AGE, DEFAULT_REVALIDATE_AGE};
 use shared::table::RateTable;
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
@@ -32,24 +32,39 @@ fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let method = req.method();
     let target = req.path_with_query().unwrap_or_default();
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let answer = route(&method, path, query);
+    let answer = route(&method, path, query, || if_none_match(&req));
     write(out, answer, method == Method::Head);
 }
 
-fn route(method: &Method, path: &str, query: &str) -> Answer {
+/// The request's `If-None-Match`, its lines joined as one list; `None`
+/// when there is none or it is not text. Read only when an answer could be
+/// a 304.
+fn if_none_match(req: &IncomingRequest) -> Option<String> {
+    let lines = req.headers().get(header::IF_NONE_MATCH);
+    let lines: Vec<&str> = lines
+        .iter()
+        .map(|l| std::str::from_utf8(l).ok())
+        .collect::<Option<_>>()?;
+    (!lines.is_empty()).then(|| lines.join(","))
+}
+
+fn route(method: &Method, path: &str, query: &str, if_none_match: impl FnOnce() -> Option<String>) -> Answer {
     match path {
-        "/rates" | "/healthz" | "/readyz" if !matches!(method, Method::Get | Method::Head) => {
+        "/rates" | "/healthz" | "/readyz" | "/openapi.json"
+            if !matches!(method, Method::Get | Method::Head) =>
+        {
             let e = ApiError::new(
                 ErrorCode::MethodNotAllowed,
                 format!("{} is not allowed here: use GET or HEAD", method_name(method)),
             );
             let mut a = error_answer(&e);
-            a.headers.push(("allow", "GET, HEAD".into()));
+            a.headers.push((header::ALLOW, "GET, HEAD".into()));
             a
         }
-        "/rates" => rates(query),
+        "/rates" => rates(query, if_none_match),
         "/healthz" => json(200, r#"{"status":"ok"}"#.to_string()),
         "/readyz" => ready(),
+        "/openapi.json" => json(200, OPENAPI_JSON.to_string()),
         _ => error_answer(&ApiError::new(
             ErrorCode::NotFound,
             "no such route: use GET /rates?from=USD&to=JPY",
@@ -79,12 +94,19 @@ fn method_name(m: &Method) -> &str {
 /// listener without `TCP_NODELAY`, as Spin's is, the body then waits for the
 /// client's delayed ACK, about 40 ms on Linux (docs/performance.md).
 fn write(out: ResponseOutparam, answer: Answer, head: bool) {
+    let not_modified = answer.status == 304;
+    let head = head || not_modified;
     let body_bytes = answer.body.into_bytes();
     let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(answer.headers.len() + 2);
-    entries.push(("content-type".into(), b"application/json".to_vec()));
+    if !not_modified {
+        entries.push((header::CONTENT_TYPE.into(), b"application/json".to_vec()));
+    }
     if !head {
-        // A HEAD answer writes no body, so it may not promise a length.
-        entries.push(("content-length".into(), body_bytes.len().to_string().into_bytes()));
+        // A HEAD answer or a 304 writes no body, so it may not promise a length.
+        entries.push((
+            header::CONTENT_LENGTH.into(),
+            body_bytes.len().to_string().into_bytes(),
+        ));
     }
     entries.extend(
         answer
@@ -136,9 +158,10 @@ fn json(status: u16, body: String) -> Answer {
 
 fn error_answer(e: &ApiError) -> Answer {
     let mut a = json(e.code.status(), e.body());
-    a.headers.push(("cache-control", "no-store".into()));
+    a.headers.push((header::CACHE_CONTROL, "no-store".into()));
     if e.code.status() == 503 {
-        a.headers.push(("retry-after", RETRY_AFTER_SECS.to_string()));
+        a.headers
+            .push((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
     }
     a
 }
@@ -190,28 +213,42 @@ fn with_table(answer: impl FnOnce(&RateTable, Timestamp, Duration) -> Answer) ->
     })
 }
 
-fn rates(query: &str) -> Answer {
+/// `/rates`: the rates, or a 304 when `If-None-Match` holds their `ETag`.
+/// Freshness is judged first, so a stale rate is never revalidated.
+fn rates(query: &str, if_none_match: impl FnOnce() -> Option<String>) -> Answer {
     let query = match RatesQuery::parse(query) {
         Ok(q) => q,
         Err(e) => return error_answer(&e),
     };
     with_table(|table, now, max_age| {
-        let pairs = match &query {
-            RatesQuery::Single(p) => std::slice::from_ref(p),
-            RatesQuery::Batch(ps) => ps.as_slice(),
-        };
-        let served = match shared::api::serve(table, pairs, now, max_age) {
+        let served = match shared::api::serve(table, query.pairs(), now, max_age) {
             Ok(s) => s,
             Err(e) => return error_answer(&e),
         };
+        let etag = shared::api::etag(query.form(), &served.rates);
+        let headers = vec![
+            (
+                header::CACHE_CONTROL,
+                format!("max-age={}", served.fresh_for_secs),
+            ),
+            (header::ETAG, etag),
+        ];
+        if if_none_match().is_some_and(|v| shared::api::none_match(&v, &headers[1].1)) {
+            return Answer {
+                status: 304,
+                headers,
+                body: String::new(),
+            };
+        }
         let body = match query {
             RatesQuery::Single(_) => shared::api::rate_json(&served.rates[0]),
             RatesQuery::Batch(_) => shared::api::rates_json(&served.rates),
         };
-        let mut a = json(200, body);
-        a.headers
-            .push(("cache-control", format!("max-age={}", served.fresh_for_secs)));
-        a
+        Answer {
+            status: 200,
+            headers,
+            body,
+        }
     })
 }
 
