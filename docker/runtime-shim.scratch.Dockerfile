@@ -30,6 +30,12 @@ ENV RUNTIME_SHIM_CACHE_DIR=/var/cache/runtime-shim
 # container's arguments, not its environment): scraped through the Service
 # of manifests/components/monitoring/runtime-shim.
 ENV RUNTIME_SHIM_METRICS_LISTEN=0.0.0.0:9465
+# At SIGTERM, serve 5 s more while /readyz (the edge's readiness probe)
+# answers 503: Kubernetes removes a terminating pod from its Service as it
+# signals it, and Traefik or kube-proxy learn of that seconds later. SpinApp
+# has no preStop hook, so the wait is the server's own. 5 s plus the 10 s
+# drain stay inside the pod's 30 s termination grace period.
+ENV RUNTIME_SHIM_SHUTDOWN_DELAY=5s RUNTIME_SHIM_READINESS_PATH=/readyz
 EXPOSE 80 9465
 ENTRYPOINT ["/runtime-shim"]
 CMD ["up", "--listen", "0.0.0.0:80"]

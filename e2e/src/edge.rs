@@ -311,6 +311,11 @@ impl Edge {
         assert!(log.contains(needle), "expected {needle:?} in the log:\n{log}");
     }
 
+    /// Sends `signal` (e.g. "TERM") without waiting.
+    pub fn signal(&self, signal: &str) {
+        self.proc.signal(signal);
+    }
+
     /// SIGTERM, then the exit status (None if it did not exit in time).
     pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
         self.proc.signal_and_wait("TERM", limit)

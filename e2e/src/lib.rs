@@ -6,6 +6,8 @@
 //! - [`Edge`] (also [`Shim`]): a manifest (the real `spin.toml` and Wasm by
 //!   default) served by runtime-shim or a real Spin, the [`Host`];
 //! - [`refresh`]: one `refresher once` run;
+//! - [`Balancer`]: haproxy in front of edge instances, health-checking
+//!   `/readyz`, with instances added and taken away while it runs;
 //! - [`Registry`]: a local OCI registry (`docker-registry`) on a free port;
 //! - [`Exporter`] and [`Prometheus`]: the metrics exporter and a real
 //!   Prometheus scraping it, with the metrics catalogue ([`catalogue`]);
@@ -20,6 +22,7 @@
 //! Binaries come from the cargo target directory of the running test; build
 //! them first with `make build` (the `make test` target does).
 
+mod balancer;
 mod edge;
 mod fixtures;
 pub mod http;
@@ -34,6 +37,7 @@ mod refresher;
 mod registry;
 mod valkey;
 
+pub use balancer::{Balancer, ServerStat};
 pub use edge::*;
 pub use fixtures::*;
 pub use monitoring::*;

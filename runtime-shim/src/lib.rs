@@ -107,6 +107,7 @@ impl Up {
             message_timeout: o.message_timeout,
             access_log: !o.quiet,
             log_format: o.log_format,
+            readiness_path: o.readiness_path.clone(),
         };
         let triggers = triggers::build(&app, &compiled, &shared, &settings)?;
 
@@ -154,6 +155,24 @@ impl Up {
         let limits = triggers::http::ConnectionLimits {
             max_connections: o.max_connections,
             header_read_timeout: o.header_read_timeout,
+        };
+        // At the signal, first the grace period: still serving, but failing
+        // the readiness path, so balancers stop sending before the listener
+        // closes (Kubernetes removes the pod from its Service as it signals
+        // it, and balancers learn of that seconds later).
+        let leaving = running.http.leaving.clone();
+        let (delay, readiness) = (o.shutdown_delay, o.readiness_path.clone());
+        let shutdown = async move {
+            shutdown.await;
+            if !delay.is_zero() {
+                leaving.store(true, std::sync::atomic::Ordering::Relaxed);
+                let path = readiness.as_deref().unwrap_or("(no --readiness-path)");
+                tracing::info!(
+                    "shutting down: serving for another {} while {path} answers 503, then draining",
+                    ops::duration::format(delay)
+                );
+                tokio::time::sleep(delay).await;
+            }
         };
         let graceful = triggers::http::serve(listener, running.http.clone(), &limits, shutdown).await?;
 

@@ -72,6 +72,17 @@ pub struct UpOptions {
     /// Redis messages; each may use up to 64 MiB); more wait for one.
     #[arg(long, default_value_t = MAX_LIVE_INSTANCES)]
     pub max_instances: usize,
+    /// At SIGTERM/SIGINT, keep serving for this long before the listener
+    /// closes and the drain starts, while --readiness-path answers 503: the
+    /// time a balancer takes to stop sending to a leaving instance. 0s
+    /// closes at once, as spin up does.
+    #[arg(long, env = "RUNTIME_SHIM_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_delay)]
+    pub shutdown_delay: Duration,
+    /// The app's readiness path (e.g. /readyz): answered 503
+    /// `shutting_down` by the host during --shutdown-delay, whatever the
+    /// component would say.
+    #[arg(long, env = "RUNTIME_SHIM_READINESS_PATH", value_name = "PATH", value_parser = parse_path)]
+    pub readiness_path: Option<String>,
     /// A client must send a request's headers within this time (idle
     /// keep-alive connections are closed after it too).
     #[arg(long, default_value = "10s", value_parser = ops::duration::parse)]
@@ -96,6 +107,21 @@ pub struct UpOptions {
     /// Log lines as text (default) or JSON objects.
     #[arg(long, env = log_format::ENV, default_value = "text")]
     pub log_format: log_format::LogFormat,
+}
+
+/// A duration as [`ops::duration::parse`] reads it, or none (`0s`, `0`).
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" | "0s" | "0ms" => Ok(Duration::ZERO),
+        other => ops::duration::parse(other),
+    }
+}
+
+fn parse_path(text: &str) -> Result<String, String> {
+    match text.starts_with('/') {
+        true => Ok(text.to_string()),
+        false => Err(format!("{text:?} is not a path: it must start with /")),
+    }
 }
 
 /// A refusal of `--<name>-ms N` that names `--<name> Nms`.

@@ -13,6 +13,7 @@ mod one_frame;
 mod reconnect;
 mod refresher;
 mod registry;
+mod scale;
 mod shim;
 mod shim_lifecycle;
 mod simulated_day;

@@ -238,6 +238,48 @@ fn at_sigterm_a_request_waiting_for_an_instance_gets_shutting_down() {
     assert!(status.success(), "{status:?}\n{}", shim.log());
 }
 
+/// With `--shutdown-delay` (as the runtime-shim image sets it), SIGTERM
+/// fails the readiness path at once while every other request is still
+/// served for the delay; then the listener closes and the process exits 0.
+/// A balancer that learns of the leaving pod late loses nothing.
+#[test]
+fn with_a_shutdown_delay_sigterm_fails_readiness_at_once_and_serves_on() {
+    let valkey = Valkey::start();
+    let one_frame = e2e::OneFrame::start(&[]);
+    assert_eq!(e2e::refresh(&valkey, &one_frame, &[]).code, Some(0));
+    let extra = ["--shutdown-delay", "2s", "--readiness-path", "/readyz"];
+    let mut edge = Edge::start_app_with(&valkey, &valkey.url(), &extra);
+    assert_eq!(edge.get("/readyz").status, 200);
+    edge.signal("TERM");
+    let signalled = Instant::now();
+    let not_ready = eventually(Duration::from_millis(500), || {
+        Some(edge.get("/readyz")).filter(|r| r.status == 503)
+    })
+    .expect("the readiness path fails at once");
+    assert_eq!(not_ready.error_code(), "shutting_down");
+    let mut served = 0;
+    while signalled.elapsed() < Duration::from_millis(1700) {
+        let r = edge.get("/rates?from=USD&to=JPY");
+        assert_eq!(r.status, 200, "served during the delay: {}", r.text());
+        served += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(served > 20, "{served}");
+    let status = edge
+        .terminate(Duration::from_secs(10))
+        .expect("exits after the delay");
+    assert!(status.success(), "{status:?}\n{}", edge.log());
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "left before the delay ended"
+    );
+    edge.assert_logged("/readyz answers 503, then draining");
+    assert!(
+        http::request(edge.addr(), "GET", "/healthz", &[], b"").is_err(),
+        "nothing listens once it has left"
+    );
+}
+
 /// At SIGTERM the Redis trigger takes no new message but finishes the one in
 /// hand; one that outlasts `--drain-timeout` is given up, with a line
 /// saying so, and the process still exits 0.

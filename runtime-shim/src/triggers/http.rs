@@ -21,6 +21,7 @@ use hyper::{Request, Response, StatusCode};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::Result;
@@ -79,6 +80,12 @@ pub struct HttpTrigger {
     pub log: AccessLog,
     /// The body of `/.well-known/spin/info` ([`app_info`]).
     pub app_info: Bytes,
+    /// The app's readiness path (`--readiness-path`), which the host answers
+    /// with a 503 itself once the instance is leaving.
+    pub readiness_path: Option<String>,
+    /// Set at SIGTERM for the `--shutdown-delay`: the instance still serves,
+    /// but tells a readiness probe it takes no new traffic.
+    pub leaving: Arc<AtomicBool>,
 }
 
 /// Spin's `/.well-known/spin/info`: pretty JSON of the application's name
@@ -161,6 +168,13 @@ impl HttpTrigger {
     fn route(&self, mut req: Request<Incoming>, client: SocketAddr) -> Routed<'_> {
         if let Some(name) = req.uri().path().strip_prefix(WELL_KNOWN_PREFIX) {
             return Routed::Answered(self.well_known(name));
+        }
+        if self.leaving.load(Ordering::Relaxed) && self.readiness_path.as_deref() == Some(req.uri().path()) {
+            return Routed::Answered(json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "this instance is shutting down: it finishes what it is sent, but takes no new traffic",
+            ));
         }
         if req.uri().to_string().len() > MAX_URI_LEN {
             return Routed::Answered(json_error(

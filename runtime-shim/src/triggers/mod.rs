@@ -35,6 +35,8 @@ pub struct Settings {
     pub message_timeout: Duration,
     pub access_log: bool,
     pub log_format: log_format::LogFormat,
+    /// The path the host fails itself while the instance is leaving.
+    pub readiness_path: Option<String>,
 }
 
 /// The app's triggers, built, not yet running.
@@ -120,6 +122,8 @@ pub fn build(app: &App, compiled: &Compiled, shared: &Shared, settings: &Setting
         instances: shared.instances.clone(),
         log: access_log::AccessLog::stderr(settings.access_log, settings.log_format),
         app_info: http::app_info(&app.name, app.version.as_deref()),
+        readiness_path: settings.readiness_path.clone(),
+        leaving: Default::default(),
     });
     Ok(Triggers {
         http,
