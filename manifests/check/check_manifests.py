@@ -4,6 +4,7 @@
 Run from the repository root:
 
     python3 manifests/check/check_manifests.py [--root DIR] [--no-kubectl] [--list-rules]
+        [--format text|json] [--upstream-crds DIR]
 
 It loads every kustomization an operator applies, in the order of
 manifests/README.md: manifests/cluster (step 1), then the app (step 2): the
@@ -15,8 +16,9 @@ every rule: built-in kinds validated in strict mode, custom resources
 against the CRDs vendored in manifests/crds/, and the project's own rules.
 `--list-rules` prints what each rule checks.
 
-Each rule prints one line; failures are listed under it. The exit code is 0
-only when every rule passes. The code is the package forex_check beside this
+Each rule prints one line; failures are listed under it (`--format json`:
+one JSON object per failure instead, for CI). The exit code is 0 only when
+every rule passes. The code is the package forex_check beside this
 file (forex_check/__init__.py says where to start reading).
 """
 

@@ -5,8 +5,10 @@ exporters export. Any of it missing or unreadable is a LoadError."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +16,18 @@ from pathlib import Path
 import yaml
 
 from .kustomize import load_kustomization
-from .model import LoadError, Obj, ObjectSet, load_yaml_docs, read_yaml, rel
+from .model import RENDERED_SOURCE_PREFIX, LoadError, Obj, ObjectSet, load_yaml_docs, read_yaml, rel
 from .schemas import Schemas
 
 # The apply steps of manifests/README.md. Step 1 creates what the app needs to
 # exist first; step 2 is the app, the base or one of the overlays.
 CLUSTER_DIR = "cluster"  # manifests/cluster
 APP_BASE_DIR = "base"  # manifests/base; every overlay in manifests/overlays/ is an app too
+
+# Components no overlay lists, each checked as an operator would use it: added
+# to the `components:` of the overlay named beside it (under manifests/). The
+# set is labelled "overlay <name> + <component>".
+OPTIONAL_COMPONENTS = (("components/autoscaling-keda", "overlays/production"),)
 
 # The images the project builds and what each is built from; scripts/images.sh
 # reads the same file.
@@ -71,9 +78,12 @@ class Context:
         return next(image.name for image in self.images.values() if image.source == source)
 
 
-def load_context(root: Path, use_kubectl: bool) -> Context:
+def load_context(root: Path, use_kubectl: bool, upstream_crds: Path | None = None) -> Context:
+    """Everything the rules judge. `upstream_crds`: a directory of full
+    upstream CRDs to validate custom resources against besides the reduced
+    ones of manifests/crds/ (Schemas)."""
     sets, renders, notes = load_sets(root, use_kubectl)
-    schemas = Schemas(root / "manifests" / "crds", root)
+    schemas = Schemas(root / "manifests" / "crds", root, upstream_crds)
     spin = read_toml(root, "spin.toml", "the checker compares the SpinApp with it")
     images = load_images(root)
     return Context(
@@ -89,29 +99,46 @@ def load_context(root: Path, use_kubectl: bool) -> Context:
     )
 
 
-def kubectl_kustomize(directory: Path, root: Path) -> list[Obj]:
-    name = rel(directory, root)
-    try:
-        out = subprocess.run(
-            ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise LoadError(f"kubectl kustomize {name}: timed out")
+def kubectl_kustomize(directory: Path, root: Path, extra_components: tuple[Path, ...] = ()) -> list[Obj]:
+    """kubectl's render of a kustomization; with `extra_components`, of a
+    copy of manifests/ in which they are added to its `components:`."""
+    name = rel(directory, root) + "".join(f" + {rel(c, root / 'manifests')}" for c in extra_components)
+    with tempfile.TemporaryDirectory(prefix="forex-check-") as tmp:
+        if extra_components:
+            manifests = root / "manifests"
+            copy = Path(tmp) / "manifests"
+            shutil.copytree(manifests, copy, ignore=shutil.ignore_patterns("__pycache__", "check"))
+            kfile = copy / directory.relative_to(manifests) / "kustomization.yaml"
+            k = yaml.safe_load(kfile.read_text())
+            k["components"] = list(k.get("components") or []) + [os.path.relpath(c, directory) for c in extra_components]
+            kfile.write_text(yaml.safe_dump(k, sort_keys=False))
+            directory = kfile.parent
+        try:
+            out = subprocess.run(
+                ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise LoadError(f"kubectl kustomize {name}: timed out")
     if out.returncode != 0:
         raise LoadError(f"kubectl kustomize {name} failed: {out.stderr.strip()}")
     docs = [d for d in yaml.safe_load_all(out.stdout) if d is not None]
-    return [Obj(d, f"kubectl kustomize {name}") for d in docs]
+    return [Obj(d, RENDERED_SOURCE_PREFIX + name) for d in docs]
 
 
 def load_sets(root: Path, use_kubectl: bool) -> tuple[list[ObjectSet], list[ObjectSet], list[str]]:
     """Every kustomization an operator applies, with its apply step, and the
-    examples; then kubectl's renders of the kustomizations; and notes."""
+    examples; then kubectl's renders of the kustomizations; and notes. Each
+    of OPTIONAL_COMPONENTS is a set of its own: its overlay with it."""
     manifests = root / "manifests"
     notes = []
     overlay_dirs = sorted(p.parent for p in (manifests / "overlays").glob("*/kustomization.yaml"))
-    plan = [("cluster", manifests / CLUSTER_DIR, 1), ("base", manifests / APP_BASE_DIR, 2)]
-    plan += [(f"overlay {d.name}", d, 2) for d in overlay_dirs]
-    sets = [ObjectSet(label, load_kustomization(d, root), step=step) for label, d, step in plan]
+    plan = [("cluster", manifests / CLUSTER_DIR, 1, ()), ("base", manifests / APP_BASE_DIR, 2, ())]
+    plan += [(f"overlay {d.name}", d, 2, ()) for d in overlay_dirs]
+    for component, overlay in OPTIONAL_COMPONENTS:
+        if not (manifests / component / "kustomization.yaml").is_file():
+            raise LoadError(f"manifests/{component}: no kustomization.yaml (the checker renders it on manifests/{overlay})")
+        plan.append((f"overlay {Path(overlay).name} + {component}", manifests / overlay, 2, (manifests / component,)))
+    sets = [ObjectSet(label, load_kustomization(d, root, extra), step=step) for label, d, step, extra in plan]
     sets.append(ObjectSet("examples", load_yaml_docs(manifests / "secrets.example.yaml", root), deployable=False))
 
     renders = []
@@ -120,8 +147,8 @@ def load_sets(root: Path, use_kubectl: bool) -> tuple[list[ObjectSet], list[Obje
     elif shutil.which("kubectl") is None:
         notes.append("kubectl kustomize: skipped (kubectl is not on PATH; optional)")
     else:
-        for label, d, step in plan:
-            renders.append(ObjectSet(f"{label} (kubectl kustomize)", kubectl_kustomize(d, root), rendered=True, step=step))
+        for label, d, step, extra in plan:
+            renders.append(ObjectSet(f"{label} (kubectl kustomize)", kubectl_kustomize(d, root, extra), rendered=True, step=step))
     return sets, renders, notes
 
 

@@ -6,6 +6,7 @@ refused rather than silently ignored (kubectl would apply it; we would not)."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ class Build:
     image_fields: list[tuple[str, tuple[str, ...]]]
 
 
-def load_kustomization(directory: Path, root: Path) -> list[Obj]:
+def load_kustomization(directory: Path, root: Path, extra_components: tuple[Path, ...] = ()) -> list[Obj]:
     """A subset of kustomize: resources (files and directories), components,
     configMapGenerator (files and literals, without name hash), patches
     (strategic merge and JSON 6902), namespace, labels without selectors or
@@ -61,8 +62,13 @@ def load_kustomization(directory: Path, root: Path) -> list[Obj]:
     kustomize's order: resources, then each component (its resources join
     the ones accumulated so far, and its own generators, patches, namespace,
     labels and images apply to all of them), then this kustomization's
-    generated ConfigMaps, patches, namespace, labels, images."""
-    return _build(directory, root).objs
+    generated ConfigMaps, patches, namespace, labels, images.
+    `extra_components` are added after the kustomization's own components,
+    as if listed there (an optional component checked on an overlay)."""
+    k = _read_kustomization(directory, root, component=False)
+    if extra_components:
+        k = dict(k, components=list(k.get("components") or []) + [os.path.relpath(c, directory) for c in extra_components])
+    return _accumulate(k, directory, root, [], []).objs
 
 
 def _read_kustomization(directory: Path, root: Path, component: bool) -> dict:

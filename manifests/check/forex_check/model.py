@@ -16,10 +16,14 @@ class LoadError(Exception):
     """The manifests could not be read at all; no check can run."""
 
 
+# The source of an object kubectl rendered (no file of its own).
+RENDERED_SOURCE_PREFIX = "kubectl kustomize "
+
+
 @dataclass
 class Obj:
     doc: dict
-    source: str  # file (relative to --root) the object came from
+    source: str  # file (relative to --root) the object came from, or RENDERED_SOURCE_PREFIX + the directory
 
     @property
     def kind(self) -> str:
@@ -36,6 +40,15 @@ class Obj:
     def ref(self) -> str:
         ns = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {ns}{self.name} ({self.source})"
+
+    @property
+    def file(self) -> str | None:
+        """The manifest file the object was read from; None for kubectl's renders."""
+        return None if self.source.startswith(RENDERED_SOURCE_PREFIX) else self.source
+
+    def key(self) -> str:
+        """Kind/namespace/name (the namespace empty for a cluster-scoped object)."""
+        return f"{self.kind}/{self.namespace or ''}/{self.name}"
 
     def identity(self) -> tuple:
         return (self.doc.get("apiVersion"), self.kind, self.namespace, self.name)
@@ -61,16 +74,32 @@ class ObjectSet:
         return None
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One problem a rule found: its message (the text report's line), and
+    what it is about when the rule said so: the object, and the file."""
+
+    message: str
+    obj: Obj | None = field(default=None, compare=False)
+    file: str | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass
 class Check:
     name: str
-    failures: list[str] = field(default_factory=list)
+    failures: list[Finding] = field(default_factory=list)
     summary: str = ""
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str, obj: Obj | None = None, file: str | None = None) -> None:
+        """Records a problem. `obj` is the object it is about and `file`
+        the file (by default obj's); both only feed the JSON report, which
+        otherwise takes the first object whose ref() the message quotes."""
         # The base's objects are also in every overlay: report each problem once.
-        if message not in self.failures:
-            self.failures.append(message)
+        if all(f.message != message for f in self.failures):
+            self.failures.append(Finding(message, obj, file))
 
 
 def rule(name: str) -> Callable:

@@ -1,6 +1,8 @@
 """The schemas objects are validated against: kubernetes-validate's strict
 ones for built-in kinds, the CRDs vendored in manifests/crds/ (every object
-schema closed) for custom resources."""
+schema closed) for custom resources, and, where a directory of the full
+upstream CRDs is at hand, those too for the kinds whose vendored CRD is
+reduced."""
 
 from __future__ import annotations
 
@@ -64,14 +66,23 @@ def close_schema(schema):
         close_schema(schema.get(key) or [])
 
 
+def crd_versions(crd: dict):
+    """(apiVersion, kind, openAPIV3Schema) of every version of a CRD."""
+    spec = crd["spec"]
+    for version in spec["versions"]:
+        yield f"{spec['group']}/{version['name']}", spec["names"]["kind"], version["schema"]["openAPIV3Schema"]
+
+
 class Schemas:
     """kubernetes-validate's strict schemas for built-in kinds, the vendored
-    CRDs for SpinKube kinds."""
+    CRDs for custom resources; and the upstream CRDs of `upstream_dir` (when
+    it is a directory) for every vendored kind whose schema differs from
+    upstream's, i.e. is reduced."""
 
     DEFS_ID = "https://kubernetes.io/api/_definitions.json"
     OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
-    def __init__(self, crd_dir: Path, root: Path):
+    def __init__(self, crd_dir: Path, root: Path, upstream_dir: Path | None = None):
         # ObjectMeta for CRD objects comes from the same strict schemas as the
         # built-in kinds, so a typo under metadata is caught there too.
         self.registry = referencing.Registry().with_resource(
@@ -83,24 +94,43 @@ class Schemas:
         crd_files = sorted(crd_dir.glob("*.yaml"))
         if not crd_files:
             raise LoadError(f"{rel(crd_dir, root)}: no CRDs found")
+        vendored = {}  # (apiVersion, kind) -> the schema as written
         for path in crd_files:
             crd = yaml.safe_load(path.read_text())
             spec = crd["spec"]
             self.crd_groups.add(spec["group"])
             if spec.get("scope") == "Cluster":
                 self.cluster_kinds.add(spec["names"]["kind"])
-            for version in spec["versions"]:
-                schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
-                close_schema(schema)
-                schema["properties"]["metadata"] = {"$ref": f"{self.DEFS_ID}#/$defs/{self.OBJECT_META}"}
-                schema.setdefault("required", [])
-                for key in ("apiVersion", "kind", "metadata"):
-                    if key not in schema["required"]:
-                        schema["required"].append(key)
-                schema["properties"]["apiVersion"] = {"const": f"{spec['group']}/{version['name']}"}
-                schema["properties"]["kind"] = {"const": spec["names"]["kind"]}
-                self.crds[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = schema
+            for api_version, kind, schema in crd_versions(crd):
+                vendored[(api_version, kind)] = schema
+                self.crds[(api_version, kind)] = self._object_schema(schema, api_version, kind)
+        # (apiVersion, kind) -> (file name, closed schema) of the upstream CRDs
+        self.upstream: dict[tuple[str, str], tuple[str, dict]] = {}
+        self.upstream_dir = upstream_dir if upstream_dir is not None and upstream_dir.is_dir() else None
+        for path in sorted(self.upstream_dir.glob("*.yaml")) if self.upstream_dir else []:
+            try:
+                crd = yaml.safe_load(path.read_text())
+                versions = list(crd_versions(crd))
+            except (yaml.YAMLError, KeyError, TypeError) as e:
+                raise LoadError(f"{path}: not a CustomResourceDefinition the checker can read ({e})")
+            for api_version, kind, schema in versions:
+                if (api_version, kind) in vendored and schema != vendored[(api_version, kind)]:
+                    self.upstream[(api_version, kind)] = (path.name, self._object_schema(schema, api_version, kind))
         self._cache: dict[str, list[str]] = {}
+
+    def _object_schema(self, schema: dict, api_version: str, kind: str) -> dict:
+        """A CRD version's schema, closed, with the strict ObjectMeta and the
+        exact apiVersion and kind."""
+        schema = copy.deepcopy(schema)
+        close_schema(schema)
+        schema["properties"]["metadata"] = {"$ref": f"{self.DEFS_ID}#/$defs/{self.OBJECT_META}"}
+        schema.setdefault("required", [])
+        for key in ("apiVersion", "kind", "metadata"):
+            if key not in schema["required"]:
+                schema["required"].append(key)
+        schema["properties"]["apiVersion"] = {"const": api_version}
+        schema["properties"]["kind"] = {"const": kind}
+        return schema
 
     def is_crd_kind(self, doc: dict) -> bool:
         group = str(doc.get("apiVersion", "")).split("/")[0]
@@ -118,6 +148,14 @@ class Schemas:
         if schema is None:
             known = ", ".join(f"{k} {v}" for v, k in sorted(self.crds))
             return [f"no vendored CRD defines apiVersion {doc.get('apiVersion')} kind {doc.get('kind')} (known: {known})"]
+        problems = self._problems(schema, doc)
+        upstream = self.upstream.get((doc.get("apiVersion"), doc.get("kind")))
+        if upstream is not None:
+            name, full = upstream
+            problems += [f"upstream CRD {name}: {p}" for p in self._problems(full, doc)]
+        return problems
+
+    def _problems(self, schema: dict, doc: dict) -> list[str]:
         validator = jsonschema.Draft202012Validator(schema, registry=self.registry)
         return [
             f"{_path(e)}: {e.message}"

@@ -20,11 +20,15 @@ from pathlib import Path
 
 import yaml
 
+from forex_check.cli import UPSTREAM_CRDS_ENV, default_upstream_crds
 from forex_check.context import IMAGES_FILE, BuiltImage, read_images_file
 
 HERE = Path(__file__).resolve().parents[1]  # manifests/check
 REPO = HERE.parents[1]
 CHECKER = HERE / "check_manifests.py"
+# The upstream CRDs beside this checkout, if any: a copy in a temporary
+# directory has nothing beside it, so the checker is told where they are.
+UPSTREAM_CRDS = default_upstream_crds(REPO)
 
 
 def crate_manifests() -> list[str]:
@@ -51,6 +55,8 @@ class ManifestsTestCase(unittest.TestCase):
 
     def run_checker(self, *extra: str) -> subprocess.CompletedProcess:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        if UPSTREAM_CRDS:
+            env.setdefault(UPSTREAM_CRDS_ENV, str(UPSTREAM_CRDS))
         return subprocess.run(
             [sys.executable, str(CHECKER), "--root", str(self.root), *extra],
             capture_output=True,
@@ -169,6 +175,26 @@ class ManifestsTestCase(unittest.TestCase):
         text = path.read_text()
         self.assertIn(old, text, relpath)
         path.write_text(text.replace(old, new))
+
+    def autoscaler(self, change) -> None:
+        """Apply change(spec) to the base's HorizontalPodAutoscaler."""
+        self.edit("base/autoscaler.yaml", "HorizontalPodAutoscaler", "forex-edge", lambda d: change(d["spec"]))
+
+    def scaled_object(self, change) -> None:
+        """Apply change(spec) to the ScaledObject of components/autoscaling-keda."""
+        self.component_object("autoscaling-keda/scaledobject.yaml", "ScaledObject", "forex-edge", lambda d: change(d["spec"]))
+
+    def without_autoscaling(self, replicas: int = 2) -> None:
+        """The edge with a fixed replica count and no autoscaler: the base's
+        HPA gone, and the KEDA component (checked on production) emptied."""
+
+        def fixed(spec):
+            spec.pop("enableAutoscaling")
+            spec["replicas"] = replicas
+
+        self.spinapp(fixed)
+        self.kustomization("base", lambda k: k["resources"].remove("autoscaler.yaml"))
+        self.kustomization("components/autoscaling-keda", lambda k: [k.pop("patches"), k.update(resources=[])])
 
     def runtime_shim_executor(self, change) -> None:
         self.edit("cluster/spinappexecutor.yaml", "SpinAppExecutor", "runtime-shim", lambda d: change(d["spec"]["deploymentConfig"]))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 import unittest
 
+from forex_check.context import OPTIONAL_COMPONENTS
+
 from .harness import ManifestsTestCase
 
 
@@ -24,10 +26,10 @@ class LoadingFails(ManifestsTestCase):
 
     def test_misspelled_spinapp_field(self):
         def misspell(spec):
-            spec["replica"] = spec.pop("replicas")
+            spec["enableAutoScaling"] = spec.pop("enableAutoscaling")
 
         self.spinapp(misspell)
-        self.assert_fails_with(r"FAIL crd-schema", r"'replica' was unexpected")
+        self.assert_fails_with(r"FAIL crd-schema", r"'enableAutoScaling' was unexpected")
 
     def test_misspelled_field_deep_in_a_spinapp(self):
         self.spinapp(lambda spec: spec["checks"]["readiness"].update(httpget=spec["checks"]["readiness"].pop("httpGet")))
@@ -68,8 +70,8 @@ class LoadingFails(ManifestsTestCase):
         self.assert_fails_with(r"FAIL freshness", r"'\*/5 \* \* \* \*' leaves 300 s between runs")
 
     def test_overlay_json_patch_is_checked(self):
-        self.add_patch("overlays/demo", "- op: replace\n  path: /spec/replicas\n  value: 0\n", {"kind": "SpinApp", "name": "forex-edge"})
-        self.assert_fails_with(r"FAIL replicas", r"replicas is 0")
+        self.add_patch("overlays/demo", "- op: replace\n  path: /spec/enableAutoscaling\n  value: false\n", {"kind": "SpinApp", "name": "forex-edge"})
+        self.assert_fails_with(r"FAIL replicas", r"replicas is missing", r"FAIL autoscaler-target", r"does not set enableAutoscaling: true")
 
     def test_overlay_patch_matching_nothing(self):
         self.add_patch("overlays/demo", "- op: remove\n  path: /spec/replicas\n", {"kind": "SpinApp", "name": "forex-api"})
@@ -79,7 +81,7 @@ class LoadingFails(ManifestsTestCase):
     def test_overlay_patches_render_like_kubectl(self):
         """The loader's strategic merge and JSON patches give what kubectl
         kustomize gives: merged containers, env and volumes in kustomize's
-        order, a deleted list element, SpinApp lists replaced whole."""
+        order, a deleted list element, a SpinApp's maps merged."""
         self.add_patch(
             "overlays/production",
             """apiVersion: apps/v1
@@ -102,7 +104,7 @@ spec:
         )
         self.add_patch(
             "overlays/production",
-            "apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinApp\nmetadata:\n  name: x\nspec:\n  replicas: 3\n",
+            "apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinApp\nmetadata:\n  name: x\nspec:\n  resources: {requests: {cpu: 200m}}\n",
             {"kind": "SpinApp"},
         )
         self.add_patch(
@@ -112,8 +114,8 @@ spec:
             {"kind": "CronJob", "labelSelector": "app.kubernetes.io/name=refresher"},
         )
         out = self.run_checker()
-        # manifests/cluster, the base and every overlay.
-        renders = 2 + len(list((self.root / "manifests" / "overlays").glob("*/kustomization.yaml")))
+        # manifests/cluster, the base, every overlay, every optional component on its overlay.
+        renders = 2 + len(list((self.root / "manifests" / "overlays").glob("*/kustomization.yaml"))) + len(OPTIONAL_COMPONENTS)
         self.assertRegex(out.stdout, rf"(?m)^ok   kustomize: {renders} kubectl render\(s\) match the checker's loader$", out.stdout)
         self.assertEqual(out.returncode, 0, out.stdout)
 

@@ -51,6 +51,8 @@ class NetworkingFails(ManifestsTestCase):
         self.assert_fails_with(r"FAIL disruption", r"SpinApp forex/forex-edge .*no PodDisruptionBudget selects its pods")
 
     def test_edge_budget_that_blocks_every_drain(self):
+        # With a fixed count; an autoscaled edge's budget: test_autoscaling.py.
+        self.without_autoscaling(replicas=2)
         self.pdb("forex-edge", lambda spec: spec.update(minAvailable=2))
         self.assert_fails_with(r"FAIL disruption", r"allows no disruption of SpinApp forex/forex-edge .*'s 2 replicas")
 

@@ -96,18 +96,21 @@ class SpinAppFails(ManifestsTestCase):
 
     # -- replicas --------------------------------------------------
 
+    # (replicas beside enableAutoscaling: test_autoscaling.py)
+
     def test_zero_replicas_without_autoscaling(self):
-        self.spinapp(lambda spec: spec.update(replicas=0))
+        self.without_autoscaling(replicas=0)
         self.assert_fails_with(r"FAIL replicas", r"replicas is 0")
 
-    def test_zero_replicas_with_autoscaling_is_fine(self):
-        self.spinapp(lambda spec: spec.update(replicas=0, enableAutoscaling=True))
+    def test_fixed_replicas_without_an_autoscaler_are_fine(self):
+        self.without_autoscaling(replicas=2)
         out = self.run_checker("--no-kubectl")
         self.assertEqual(out.returncode, 0, out.stdout)
 
-    def test_replicas_with_autoscaling(self):
-        self.spinapp(lambda spec: spec.update(enableAutoscaling=True))
-        self.assert_fails_with(r"FAIL replicas", r"replicas is 2 with enableAutoscaling: true")
+    def test_zero_replicas_with_autoscaling_is_fine(self):
+        self.spinapp(lambda spec: spec.update(replicas=0))
+        out = self.run_checker("--no-kubectl")
+        self.assertEqual(out.returncode, 0, out.stdout)
 
     # -- variables -------------------------------------------------
 

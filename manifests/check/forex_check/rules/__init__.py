@@ -7,7 +7,7 @@ The first four judge the loading itself and see kubectl's renders too; the
 project's rules read the checker's own loads, which the kustomize rule
 proves equal to what kubectl renders."""
 
-from . import freshness, images, loading, networking, security, spinapp, tls, valkey
+from . import autoscaling, freshness, images, loading, networking, security, spinapp, tls, valkey
 from .monitoring import alerts, exporter, metrics, scrape
 
 RULES = (
@@ -20,6 +20,11 @@ RULES = (
     spinapp.runtime,
     spinapp.spin_image_executor,
     spinapp.replicas,
+    autoscaling.autoscaler_target,
+    autoscaling.autoscaler_count,
+    autoscaling.autoscaler_metrics,
+    autoscaling.autoscaler_min_replicas,
+    autoscaling.autoscaler_scale_down,
     spinapp.variables,
     spinapp.outbound,
     spinapp.rates_contract,

@@ -78,10 +78,19 @@ def schema(ctx: Context, c: Check) -> None:
 @rule("crd-schema")
 def crd_schema(ctx: Context, c: Check) -> None:
     """Every custom resource (SpinApp, SpinAppExecutor, Certificate, Issuer,
-    ClusterIssuer, Middleware, ServiceMonitor, PodMonitor, PrometheusRule) is
-    valid against the CRDs vendored in manifests/crds/, every object schema
-    closed so that an unknown field is an error (a field the reduced
-    cert-manager, Traefik and prometheus-operator CRDs leave out is reported
-    as unknown: add it there from upstream)."""
+    ClusterIssuer, Middleware, ServiceMonitor, PodMonitor, PrometheusRule,
+    ScaledObject) is valid against the CRDs vendored in manifests/crds/,
+    every object schema closed so that an unknown field is an error (a field
+    the reduced cert-manager, Traefik, prometheus-operator and KEDA CRDs
+    leave out is reported as unknown: add it there from upstream). Where a
+    directory of the full upstream CRDs is given (--upstream-crds), a kind
+    whose vendored CRD is reduced is also validated against upstream's,
+    closed likewise."""
     n = _validate(ctx, c, crd=True)
-    c.summary = f"{n} custom resource(s) valid against manifests/crds/ (unknown fields rejected)"
+    schemas = ctx.schemas
+    upstream = (
+        f"; {', '.join(sorted(kind for _, kind in schemas.upstream))} also against the upstream CRDs of {schemas.upstream_dir}"
+        if schemas.upstream
+        else "; no upstream CRDs to compare with"
+    )
+    c.summary = f"{n} custom resource(s) valid against manifests/crds/ (unknown fields rejected){upstream}"

@@ -99,7 +99,9 @@ def selectors(ctx: Context, c: Check) -> None:
     c.summary = f"{len(n)} selector(s) each pick pods of the manifests"
 
 
-def _disruptions_allowed(spec: dict, replicas: int) -> int | None:
+def disruptions_allowed(spec: dict, replicas: int) -> int | None:
+    """How many of `replicas` Ready pods a budget's spec lets go (None: neither field)."""
+
     def amount(value, up: bool) -> int:
         if isinstance(value, str) and value.endswith("%"):
             share = replicas * int(value[:-1]) / 100
@@ -120,7 +122,9 @@ def disruption(ctx: Context, c: Check) -> None:
     pods of one workload, which no other budget covers (the eviction API
     refuses pods under two); a budget of a workload with several replicas lets
     at least one go. A single-replica workload's budget may refuse all
-    evictions: that is its only meaningful form (see disruptionbudgets.yaml)."""
+    evictions: that is its only meaningful form (see disruptionbudgets.yaml).
+    An autoscaled SpinApp has no fixed count: autoscaler-min-replicas holds
+    its budget to the autoscaler's minimum."""
     n = set()
     for s in deployable(ctx.sets):
         made = pods(s, ctx.sets)
@@ -136,7 +140,7 @@ def disruption(ctx: Context, c: Check) -> None:
                 continue
             w = workloads[0]
             replicas = replicas_of(w)
-            allowed = None if replicas is None else _disruptions_allowed(get(pdb.doc, "spec", default={}) or {}, replicas)
+            allowed = None if replicas is None else disruptions_allowed(get(pdb.doc, "spec", default={}) or {}, replicas)
             n.add(pdb.identity())
             if replicas is not None and replicas > 1 and allowed is not None and allowed < 1:
                 c.fail(

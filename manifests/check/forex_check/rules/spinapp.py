@@ -151,25 +151,30 @@ def spin_image_executor(ctx: Context, c: Check) -> None:
 
 @rule("replicas")
 def replicas(ctx: Context, c: Check) -> None:
-    """A SpinApp runs at least one pod unless an autoscaler owns the count,
-    and then it sets no replicas: spin-operator v0.6.1's webhook refuses both
-    (internal/webhook/spinapp_validating.go, validateReplicas)."""
-    n = set()
+    """A SpinApp either fixes its pod count or leaves it to an autoscaler.
+    Without enableAutoscaling it runs at least one pod (replicas >= 1); with
+    enableAutoscaling: true it sets no replicas (0 reads as unset): spin-operator
+    v0.6.1's webhook refuses both (internal/webhook/spinapp_validating.go,
+    validateReplicas). The autoscaler-* rules below hold the autoscaler itself
+    to the SpinApp: one per autoscaled SpinApp, aimed at its Deployment."""
+    fixed, autoscaled = set(), set()
     for s in ctx.sets:
         for app in s.of_kind("SpinApp"):
-            n.add(app.identity())
             if get(app.doc, "spec", "enableAutoscaling") is True:
+                autoscaled.add(app.identity())
                 if get(app.doc, "spec", "replicas") not in (None, 0):
                     c.fail(
                         f"{app.ref()}: replicas is {get(app.doc, 'spec', 'replicas')!r} with enableAutoscaling: true; "
-                        f"spin-operator refuses replicas when an autoscaler owns the count (drop it)"
+                        f"spin-operator refuses replicas when an autoscaler owns the count (drop it)",
+                        obj=app,
                     )
                 continue
+            fixed.add(app.identity())
             count = get(app.doc, "spec", "replicas")
             if not isinstance(count, int) or count < 1:
                 got = "missing" if count is None else f"{count!r}"
-                c.fail(f"{app.ref()}: replicas is {got}; it must be at least 1 unless enableAutoscaling is true")
-    c.summary = f"{len(n)} SpinApp(s) run at least one replica"
+                c.fail(f"{app.ref()}: replicas is {got}; it must be at least 1 unless enableAutoscaling is true", obj=app)
+    c.summary = f"{len(fixed)} SpinApp(s) with a fixed count of at least one replica, {len(autoscaled)} autoscaled without replicas"
 
 
 @rule("variables")

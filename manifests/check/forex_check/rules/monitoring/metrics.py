@@ -58,14 +58,15 @@ def traefik_services(sets: list[ObjectSet]) -> set[str]:
 
 @rule("metrics")
 def metrics(ctx: Context, c: Check) -> None:
-    """Every series an alert rule or a dashboard panel selects is one that
-    something exports: a family of metrics.yaml (histograms with their
+    """Every series an alert rule, a dashboard panel or a KEDA prometheus
+    trigger selects is one that something exports: a family of metrics.yaml (histograms with their
     _bucket/_sum/_count series) or Prometheus's own `up` and `ALERTS`. Its
     label matchers use labels the family has (or that Prometheus gives every
     target), and values of the labels metrics.yaml enumerates; `job` names
     the job of a ServiceMonitor/PodMonitor of the manifests, and Traefik's
     `service` an Ingress backend as Traefik names it. A misspelt name or
-    value would make an alert that never fires, silently."""
+    value would make an alert that never fires, or an autoscaler that never
+    scales, silently."""
     families = ctx.metrics
     jobs, backends = monitor_jobs(ctx.sets), traefik_services(ctx.sets)
     used, queries = set(), set()
@@ -109,7 +110,7 @@ def metrics(ctx: Context, c: Check) -> None:
                         continue
                 if not ok:
                     c.fail(f"{where}: {name}{{{label}{op}{value!r}}} matches none of the values {label} takes ({', '.join(values)})")
-    c.summary = f"{len(queries)} rule/panel query(ies) use {len(used)} metric(s), each listed in manifests/{METRICS_FILE} or Prometheus's own"
+    c.summary = f"{len(queries)} rule/panel/trigger query(ies) use {len(used)} metric(s), each listed in manifests/{METRICS_FILE} or Prometheus's own"
 
 
 @rule("dashboards")

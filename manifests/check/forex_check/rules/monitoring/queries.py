@@ -123,8 +123,14 @@ def dashboard_panels(dashboard: dict) -> Iterator[dict]:
 
 
 def monitoring_queries(s: ObjectSet) -> Iterator[tuple[str, str]]:
-    """(where, PromQL) of every query the set makes Prometheus or Grafana run:
-    each PrometheusRule expression, each dashboard panel target and query variable."""
+    """(where, PromQL) of every query the set makes Prometheus, Grafana or
+    KEDA run: each PrometheusRule expression, each dashboard panel target and
+    query variable, each query of a ScaledObject's prometheus trigger."""
+    for o in s.of_kind("ScaledObject"):
+        for i, trigger in enumerate(get(o.doc, "spec", "triggers", default=[]) or []):
+            query = get(trigger, "metadata", "query")
+            if trigger.get("type") == "prometheus" and query:
+                yield f"{o.ref()}: triggers[{i}] (prometheus)", str(query)
     for o in s.of_kind("PrometheusRule"):
         for _, rule in alert_rules(o):
             yield f"{o.ref()}: {'alert' if 'alert' in rule else 'rule'} {rule.get('alert') or rule.get('record')}", str(rule.get("expr"))
