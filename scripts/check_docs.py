@@ -46,6 +46,7 @@ LONG_FILES_ALLOWED = (
     "Cargo.lock",  # cargo writes it
     "manifests/crds/**",  # upstream CRDs, vendored for the offline checker
     "manifests/components/monitoring/dashboards/*.json",  # Grafana's export format
+    "shared/openapi.json",  # one OpenAPI document is what clients' tools read
 )
 
 

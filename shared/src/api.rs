@@ -1,8 +1,9 @@
 //! The HTTP API contract of `GET /rates`: query parsing, JSON bodies,
 //! error codes, headers and conditional GET. Transport-free, so the
 //! component, the tests and the fuzzers share one definition. The same
-//! contract for clients is [`OPENAPI_JSON`] (`shared/openapi.json`, served
-//! at `/openapi.json`); the tests hold the two to each other.
+//! contract for clients is [`crate::contract::OPENAPI_JSON`]
+//! (`shared/openapi.json`, served at `/openapi.json`); its tests hold the two
+//! to each other. Conditional GET is [`crate::conditional`].
 
 use crate::currency::{Currency, CurrencyError};
 use crate::freshness;
@@ -19,22 +20,8 @@ pub const MAX_BATCH_PAIRS: usize = 200;
 /// Seconds a client should wait before retrying a 503.
 pub const RETRY_AFTER_SECS: u64 = 5;
 
-/// What a host answers itself, before or instead of the component
-/// (runtime-shim's, as its README lists them): the status and, when the host
-/// writes a JSON error, its code. No code of the API writes these, but a
-/// client may get them, so the OpenAPI document lists them too.
-pub const HOST_ANSWERS: [(u16, Option<&str>); 4] = [
-    (414, Some("uri_too_long")),
-    (431, None),
-    (503, Some("shutting_down")),
-    (504, Some("timeout")),
-];
-
-/// The OpenAPI 3.1 document of the API, as `GET /openapi.json` serves it.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
-
 /// The header fields the API reads or writes (lower-case, as written on
-/// the wire), each documented in [`OPENAPI_JSON`].
+/// the wire), each documented in [`crate::contract::OPENAPI_JSON`].
 pub mod header {
     /// `application/json` on every answer with a body.
     pub const CONTENT_TYPE: &str = "content-type";
@@ -42,13 +29,13 @@ pub mod header {
     pub const CONTENT_LENGTH: &str = "content-length";
     /// `max-age=N` on a 200 or 304 of `/rates`; `no-store` on errors.
     pub const CACHE_CONTROL: &str = "cache-control";
-    /// The strong validator of a 200 or 304 of `/rates` ([`super::etag`]).
+    /// The strong validator of a 200 or 304 of `/rates` ([`crate::conditional::etag`]).
     pub const ETAG: &str = "etag";
     /// On a 503.
     pub const RETRY_AFTER: &str = "retry-after";
     /// On a 405: `GET, HEAD`.
     pub const ALLOW: &str = "allow";
-    /// The request's conditional GET ([`super::none_match`]).
+    /// The request's conditional GET ([`crate::conditional::none_match`]).
     pub const IF_NONE_MATCH: &str = "if-none-match";
 
     /// Every one of them.
@@ -335,72 +322,6 @@ impl RatesQuery {
     }
 }
 
-/// Bumped whenever the same rates would be written as other bytes, so that
-/// no tag of an older body matches a newer one.
-const BODY_FORMAT: u8 = 1;
-
-/// The strong `ETag` of a 200 of `/rates` (quotes included): a hash of
-/// what its body is made of, the form and each rate's pair, price and
-/// timestamp. No clock time enters it, so every instance serving the same
-/// rates gives the same tag, and a new snapshot changes the tag of every
-/// pair whose rate it changes.
-pub fn etag(form: Form, rates: &[Rate]) -> String {
-    // FNV-1a, 64 bits: stable across builds and hosts, and enough to tell
-    // one answer of a pair from its next.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(&[BODY_FORMAT, form as u8]);
-    for r in rates {
-        eat(r.pair.from.code().as_bytes());
-        eat(r.pair.to.code().as_bytes());
-        eat(&r.price.to_bits().to_le_bytes());
-        eat(&r.timestamp.unix_millis().to_le_bytes());
-    }
-    format!("\"r{BODY_FORMAT}-{h:016x}\"")
-}
-
-/// Whether an `If-None-Match` value (the field's lines joined by commas)
-/// matches `etag`, by RFC 9110 §13.1.2: `*` matches any answer, a list
-/// matches when one of its entity tags equals `etag` by the weak comparison
-/// (`W/` ignored). A malformed list matches nothing, so the client gets the
-/// whole answer.
-pub fn none_match(if_none_match: &str, etag: &str) -> bool {
-    let value = if_none_match.trim_matches([' ', '\t']);
-    if value == "*" {
-        return true;
-    }
-    let want = etag.trim_start_matches("W/");
-    let mut rest = value;
-    let mut matched = false;
-    loop {
-        rest = rest.trim_start_matches([' ', '\t', ',']);
-        if rest.is_empty() {
-            return matched;
-        }
-        let tag = rest.strip_prefix("W/").unwrap_or(rest);
-        let Some(after_quote) = tag.strip_prefix('"') else {
-            return false;
-        };
-        let Some(end) = after_quote.find('"') else {
-            return false;
-        };
-        let opaque = &tag[..end + 2];
-        if opaque.bytes().any(|b| b < 0x21 || b == 0x7f) {
-            return false;
-        }
-        matched |= opaque == want;
-        rest = &after_quote[end + 1..];
-        if !(rest.is_empty() || rest.starts_with([' ', '\t', ','])) {
-            return false;
-        }
-    }
-}
-
 /// `rates_stale`: the newest rates available date from `rate_time`.
 pub fn stale(rate_time: Timestamp, max_rate_age: Duration) -> ApiError {
     ApiError::new(
@@ -588,264 +509,6 @@ mod tests {
         let one = Rate { price: 1.0, ..r };
         let v: serde_json::Value = serde_json::from_str(&rates_json(&[r, one])).unwrap();
         assert_eq!(v[1]["price"], 1.0);
-    }
-
-    fn rate(pair: &str, price: f64, stamp: &str) -> Rate {
-        Rate {
-            pair: p(pair),
-            price,
-            timestamp: Timestamp::parse(stamp).unwrap(),
-        }
-    }
-
-    #[test]
-    fn etags_follow_the_rates_and_nothing_else() {
-        let jpy = rate("USDJPY", 0.71, "2026-11-24T10:00:00.1Z");
-        let gbp = rate("EURGBP", 0.84, "2026-11-24T10:00:00.1Z");
-        let tag = etag(Form::Single, &[jpy]);
-        assert_eq!(tag, etag(Form::Single, &[jpy]), "the same rates, the same tag");
-        assert!(
-            tag.starts_with("\"r1-") && tag.ends_with('"') && tag.len() == 21,
-            "{tag}"
-        );
-        // A new snapshot that changes the rate changes the tag.
-        assert_ne!(tag, etag(Form::Single, &[Rate { price: 0.72, ..jpy }]));
-        let later = rate("USDJPY", 0.71, "2026-11-24T10:04:00.1Z");
-        assert_ne!(tag, etag(Form::Single, &[later]));
-        // The body's form and the pairs' order are part of the answer.
-        assert_ne!(tag, etag(Form::Batch, &[jpy]));
-        assert_ne!(etag(Form::Batch, &[jpy, gbp]), etag(Form::Batch, &[gbp, jpy]));
-        // Another pair at the same price is another answer.
-        assert_ne!(
-            tag,
-            etag(
-                Form::Single,
-                &[Rate {
-                    pair: p("USDEUR"),
-                    ..jpy
-                }]
-            )
-        );
-    }
-
-    #[test]
-    fn if_none_match_as_rfc_9110_reads_it() {
-        let tag = "\"r1-00000000000000ff\"";
-        for matching in [
-            "*",
-            " * ",
-            tag,
-            "W/\"r1-00000000000000ff\"",
-            "\"a\", \"r1-00000000000000ff\"",
-            "\"a\",W/\"r1-00000000000000ff\" ,\"b\"",
-            "\"x,y\", \"r1-00000000000000ff\"",
-        ] {
-            assert!(none_match(matching, tag), "{matching:?}");
-        }
-        for other in [
-            "",
-            "\"r1-00000000000000fe\"",
-            "r1-00000000000000ff",
-            "\"r1-00000000000000ff",
-            "\"a\" \"r1-00000000000000ff\"x",
-            "\"a b\", \"r1-00000000000000ff\"",
-            "*, \"r1-00000000000000ff\"",
-            "w/\"r1-00000000000000ff\"",
-        ] {
-            assert!(!none_match(other, tag), "{other:?}");
-        }
-    }
-
-    /// The document's parts, `$ref`s followed.
-    fn resolve<'a>(doc: &'a serde_json::Value, v: &'a serde_json::Value) -> &'a serde_json::Value {
-        match v.get("$ref").and_then(|r| r.as_str()) {
-            Some(r) => {
-                let path = r.strip_prefix("#/").expect("local refs only");
-                let target = path.split('/').fold(doc, |at, key| &at[key]);
-                resolve(doc, target)
-            }
-            None => v,
-        }
-    }
-
-    /// Every response object of the document: (status, response).
-    fn responses(doc: &serde_json::Value) -> Vec<(String, &serde_json::Value)> {
-        let mut out = Vec::new();
-        for item in doc["paths"].as_object().unwrap().values() {
-            for op in item.as_object().unwrap().values() {
-                for (status, r) in op["responses"].as_object().unwrap() {
-                    out.push((status.clone(), resolve(doc, r)));
-                }
-            }
-        }
-        out
-    }
-
-    /// The codes a response's body may carry, as its schema restricts them.
-    fn codes_of(r: &serde_json::Value) -> Vec<String> {
-        let schema = &r["content"]["application/json"]["schema"];
-        let enumed = schema["allOf"].as_array().and_then(|parts| {
-            parts
-                .iter()
-                .find_map(|p| p["properties"]["error"]["properties"]["code"]["enum"].as_array())
-        });
-        enumed
-            .into_iter()
-            .flatten()
-            .map(|c| c.as_str().unwrap().to_string())
-            .collect()
-    }
-
-    #[test]
-    fn the_openapi_document_and_the_code_agree_both_ways() {
-        let doc: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
-        assert_eq!(doc["openapi"], "3.1.0");
-        let ours: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-        let listed: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect();
-        assert_eq!(
-            listed, ours,
-            "the ErrorCode schema lists exactly the code's codes"
-        );
-        let host: Vec<&str> = HOST_ANSWERS.iter().filter_map(|(_, c)| *c).collect();
-        let listed: Vec<&str> = doc["components"]["schemas"]["HostErrorCode"]["enum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect();
-        assert_eq!(
-            listed, host,
-            "the HostErrorCode schema lists exactly HOST_ANSWERS' codes"
-        );
-        let status_of = |code: &str| {
-            (ErrorCode::ALL.iter().map(|c| (c.status(), c.as_str())))
-                .chain(HOST_ANSWERS.iter().filter_map(|(s, c)| Some((*s, (*c)?))))
-                .find(|(_, c)| *c == code)
-                .map(|(s, _)| s)
-        };
-
-        // Every (status, code) a response documents is one the code answers,
-        // and every code is documented under its status.
-        let mut documented: Vec<(u16, String)> = responses(&doc)
-            .into_iter()
-            .flat_map(|(status, r)| codes_of(r).into_iter().map(move |c| (status.parse().unwrap(), c)))
-            .collect();
-        for r in doc["components"]["responses"].as_object().unwrap().values() {
-            if let Some(status) = codes_of(r).first().and_then(|c| status_of(c)) {
-                documented.extend(codes_of(r).into_iter().map(|c| (status, c)));
-            }
-        }
-        for (status, code) in &documented {
-            assert_eq!(status_of(code), Some(*status), "{code} under {status}");
-        }
-        for (status, code) in HOST_ANSWERS.iter().filter_map(|(s, c)| Some((*s, (*c)?))) {
-            assert!(
-                documented.iter().any(|(s, c)| *s == status && c == code),
-                "the host's {code} ({status}) is not documented"
-            );
-        }
-        for c in ErrorCode::ALL {
-            assert!(
-                documented
-                    .iter()
-                    .any(|(s, code)| *s == c.status() && code == c.as_str()),
-                "{} ({}) is not documented",
-                c.as_str(),
-                c.status()
-            );
-        }
-        // Statuses: 200, 304 and the errors' own, nothing else.
-        for (status, _) in responses(&doc) {
-            let s: u16 = status.parse().unwrap();
-            assert!(
-                s == 200
-                    || s == 304
-                    || ErrorCode::ALL.iter().any(|c| c.status() == s)
-                    || HOST_ANSWERS.iter().any(|(h, _)| *h == s),
-                "status {s} is in the document but never answered"
-            );
-        }
-
-        // Headers: those the document names are exactly header::ALL.
-        let mut named: Vec<String> = Vec::new();
-        let mut note = |n: &str| {
-            let n = n.to_ascii_lowercase();
-            if !named.contains(&n) {
-                named.push(n);
-            }
-        };
-        for (_, r) in responses(&doc) {
-            for h in r["headers"].as_object().into_iter().flatten().map(|(k, _)| k) {
-                note(h);
-            }
-            if r.get("content").is_some() {
-                note(header::CONTENT_TYPE);
-            }
-        }
-        for r in doc["components"]["responses"].as_object().unwrap().values() {
-            for h in r["headers"].as_object().into_iter().flatten().map(|(k, _)| k) {
-                note(h);
-            }
-        }
-        for item in doc["paths"].as_object().unwrap().values() {
-            for op in item.as_object().unwrap().values() {
-                for param in op["parameters"].as_array().into_iter().flatten() {
-                    if param["in"] == "header" {
-                        note(param["name"].as_str().unwrap());
-                    }
-                }
-            }
-        }
-        named.sort();
-        let mut ours: Vec<String> = header::ALL.iter().map(|h| h.to_string()).collect();
-        ours.sort();
-        assert_eq!(named, ours, "the document's headers and shared::api::header");
-    }
-
-    /// docs/api.md keeps its tables for people; they must say what the
-    /// document says.
-    #[test]
-    fn docs_api_md_agrees_with_the_document() {
-        let md = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md")).unwrap();
-        let cells = |line: &str| -> Vec<String> {
-            line.trim()
-                .trim_matches('|')
-                .split('|')
-                .map(|c| c.trim().trim_matches('`').to_string())
-                .collect()
-        };
-        let errors: Vec<(u16, String)> = md
-            .lines()
-            .filter(|l| l.starts_with("| 4") || l.starts_with("| 5"))
-            .map(|l| {
-                let c = cells(l);
-                (c[0].parse().unwrap(), c[1].clone())
-            })
-            .collect();
-        let mut ours: Vec<(u16, String)> = ErrorCode::ALL
-            .iter()
-            .map(|c| (c.status(), c.as_str().to_string()))
-            .collect();
-        let mut theirs = errors.clone();
-        ours.sort();
-        theirs.sort();
-        assert_eq!(theirs, ours, "docs/api.md's error table");
-        let headers: Vec<String> = md
-            .lines()
-            .filter(|l| l.starts_with("| `") && l.matches('|').count() == 4)
-            .map(|l| cells(l)[0].to_ascii_lowercase())
-            .collect();
-        for h in &headers {
-            assert!(header::ALL.contains(&h.as_str()), "docs/api.md names header {h}");
-        }
-        for h in header::ALL {
-            assert!(headers.iter().any(|x| x == h), "docs/api.md lacks header {h}");
-        }
     }
 
     proptest! {

@@ -6,6 +6,8 @@
 //! it builds for the host and for `wasm32-wasip1` alike.
 
 pub mod api;
+pub mod conditional;
+pub mod contract;
 pub mod currency;
 pub mod freshness;
 pub mod one_frame;

@@ -86,7 +86,7 @@ fn batch_head_methods_routes_and_every_client_error(host: &Host) {
     let doc = edge.get("/openapi.json");
     assert_eq!(doc.status, 200);
     assert_eq!(doc.header("content-type"), Some("application/json"));
-    assert_eq!(doc.text(), shared::api::OPENAPI_JSON);
+    assert_eq!(doc.text(), shared::contract::OPENAPI_JSON);
 
     for q in [
         "",

@@ -5,9 +5,11 @@
 //! empty or its snapshot is older than `revalidate_age`, one read at a time
 //! per instance group. A rate older than `max_rate_age` is never served.
 
+use edge_cache::Cached;
 use shared::Timestamp;
-use shared::api::{ApiError, ErrorCode, OPENAPI_JSON, RETRY_AFTER_SECS, RatesQuery, header};
-use shared::freshness::{self, DEFAULT_MAX_RATE_AGE, DEFAULT_REVALIDATE_AGE};
+use shared::api::{ApiError, ErrorCode, RETRY_AFTER_SECS, RatesQuery, header};
+use shared::contract::OPENAPI_JSON;
+use shared::freshness;
 use shared::table::RateTable;
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
@@ -166,31 +168,6 @@ fn error_answer(e: &ApiError) -> Answer {
     a
 }
 
-/// A whole number of seconds from a variable, or `default` when it is unset.
-/// Any other value is a deployment mistake: the request fails with a JSON
-/// 500 and the variable is named in the log, rather than running on a silent
-/// default. (Answered by the component itself, so every host says the same.)
-fn seconds_variable(name: &str, default: Duration) -> Result<Duration, ApiError> {
-    match spin_sdk::variables::get(name) {
-        Err(_) => Ok(default),
-        Ok(v) => v.trim().parse().map(Duration::from_secs).map_err(|_| {
-            eprintln!("rates-http: variable {name} must be a whole number of seconds, not {v:?}");
-            ApiError::new(
-                ErrorCode::Internal,
-                "the service is misconfigured; the cause is in its log",
-            )
-        }),
-    }
-}
-
-/// `max_rate_age` and `revalidate_age`.
-fn ages() -> Result<(Duration, Duration), ApiError> {
-    Ok((
-        seconds_variable("max_rate_age", DEFAULT_MAX_RATE_AGE)?,
-        seconds_variable("revalidate_age", DEFAULT_REVALIDATE_AGE)?,
-    ))
-}
-
 fn unavailable() -> ApiError {
     ApiError::new(
         ErrorCode::RatesUnavailable,
@@ -200,18 +177,24 @@ fn unavailable() -> ApiError {
 
 /// Runs `answer` on the cached table (refilled when due), with the time and
 /// `max_rate_age` it is judged by; `rates_unavailable` when there is none,
-/// a JSON 500 when the age variables are malformed.
+/// a JSON 500 when the age variables are malformed (the log names which):
+/// the service then runs on no silent default. Answered by the component
+/// itself, so every host says the same.
 fn with_table(answer: impl FnOnce(&RateTable, Timestamp, Duration) -> Answer) -> Answer {
-    let (max_age, revalidate_age) = match ages() {
-        Ok(a) => a,
-        Err(e) => return error_answer(&e),
-    };
     let now = Timestamp::now();
-    edge_cache::current_table(now, revalidate_age, |table| match table {
-        Some(table) => answer(&table, now, max_age),
-        None => error_answer(&unavailable()),
+    edge_cache::current_table(now, |cached| match cached {
+        Cached::Table(table, ages) => answer(&table, now, ages.max_rate_age),
+        Cached::Empty => error_answer(&unavailable()),
+        Cached::Misconfigured(_) => error_answer(&ApiError::new(
+            ErrorCode::Internal,
+            "the service is misconfigured; the cause is in its log",
+        )),
     })
 }
+
+/// Answers carry an `ETag`, but in `make bench`'s A/B build (feature
+/// `bench-no-etag`), which shows what the tag costs the 200 path.
+const WITH_ETAG: bool = !cfg!(feature = "bench-no-etag");
 
 /// `/rates`: the rates, or a 304 when `If-None-Match` holds their `ETag`.
 /// Freshness is judged first, so a stale rate is never revalidated.
@@ -225,20 +208,21 @@ fn rates(query: &str, if_none_match: impl FnOnce() -> Option<String>) -> Answer 
             Ok(s) => s,
             Err(e) => return error_answer(&e),
         };
-        let etag = shared::api::etag(query.form(), &served.rates);
-        let headers = vec![
-            (
-                header::CACHE_CONTROL,
-                format!("max-age={}", served.fresh_for_secs),
-            ),
-            (header::ETAG, etag),
-        ];
-        if if_none_match().is_some_and(|v| shared::api::none_match(&v, &headers[1].1)) {
-            return Answer {
-                status: 304,
-                headers,
-                body: String::new(),
-            };
+        let mut headers = vec![(
+            header::CACHE_CONTROL,
+            format!("max-age={}", served.fresh_for_secs),
+        )];
+        if WITH_ETAG {
+            let etag = shared::conditional::etag(query.form(), &served.rates);
+            let matched = if_none_match().is_some_and(|v| shared::conditional::none_match(&v, &etag));
+            headers.push((header::ETAG, etag));
+            if matched {
+                return Answer {
+                    status: 304,
+                    headers,
+                    body: String::new(),
+                };
+            }
         }
         let body = match query {
             RatesQuery::Single(_) => shared::api::rate_json(&served.rates[0]),
