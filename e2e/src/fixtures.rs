@@ -64,3 +64,25 @@ pub fn seq_served(addr: SocketAddr) -> Option<u64> {
     let r = http::get(addr, "/readyz");
     (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
 }
+
+/// Stores and publishes a newer snapshot with the same prices, stamped now:
+/// a run longer than `max_rate_age` keeps serving 200s, and every answer
+/// keeps its length. Called between phases, never during one (a phase may
+/// hold an `ETag`).
+pub fn restamp(valkey: &crate::Valkey) {
+    let old = stored_snapshot(valkey).expect("a stored snapshot");
+    // Whole milliseconds, as One-Frame stamps them: the answers keep their length.
+    let now = shared::Timestamp::from_unix_millis(shared::Timestamp::now().unix_millis());
+    let quotes = old
+        .quotes
+        .iter()
+        .map(|q| shared::Quote {
+            time_stamp: now,
+            ..*q
+        })
+        .collect();
+    let next = shared::Snapshot::new(old.seq + 1, now, quotes).expect("a valid snapshot");
+    valkey.set("rates", &next.encode());
+    valkey.publish("rates_updated", &next.seq.to_string());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+}

@@ -30,6 +30,7 @@ pub mod load;
 pub mod manifests;
 mod monitoring;
 mod one_frame;
+pub mod phases;
 mod pki;
 pub mod probe;
 mod procs;

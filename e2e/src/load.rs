@@ -8,9 +8,15 @@
 //! - [`fixed_rate`]: open loop at a set rate; latency is measured from each
 //!   request's *intended* send time, so a slow answer also counts against the
 //!   requests queued behind it (no coordinated omission).
+//!
+//! And two measurements on top: [`compare`], two servers in alternating
+//! one-second slices, and [`footprint`], what a server costs at a steady
+//! load.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What to send and what counts as success.
@@ -20,11 +26,19 @@ pub struct Target {
     pub path: String,
     pub expect_status: u16,
     pub expect_body_len: Option<usize>,
+    /// Header lines sent with every request (`name: value`).
+    pub headers: Vec<String>,
 }
 
 impl Target {
     fn request(&self) -> Vec<u8> {
-        format!("GET {} HTTP/1.1\r\nhost: {}\r\n\r\n", self.path, self.addr).into_bytes()
+        let mut req = format!("GET {} HTTP/1.1\r\nhost: {}\r\n", self.path, self.addr);
+        for h in &self.headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        req.into_bytes()
     }
 }
 
@@ -244,4 +258,86 @@ pub fn fixed_rate(target: &Target, rate: u32, duration: Duration, connections: u
     });
     total.elapsed = started.elapsed();
     total
+}
+
+/// Throughput of `b` against `a` at 64 connections: `slices` pairs of
+/// one-second runs in the order A B, B A, A B, ...; the ratio of the sums,
+/// and the lowest and highest ratio of a pair.
+pub struct Comparison {
+    pub ratio: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+pub fn compare(a: &Target, b: &Target, slices: usize) -> Comparison {
+    let each = Duration::from_secs(1);
+    let (mut sum_a, mut sum_b) = (0.0, 0.0);
+    let mut pairs = Vec::new();
+    // A slice that failed a request would compare errors, not work.
+    let run = |t: &Target| {
+        let stats = saturate(t, 64, each);
+        assert_eq!(
+            stats.failed,
+            0,
+            "{}{}: {} of {} requests failed",
+            t.addr,
+            t.path,
+            stats.failed,
+            stats.ok + stats.failed
+        );
+        stats.rps()
+    };
+    for i in 0..slices {
+        let (ra, rb) = if i % 2 == 0 {
+            let ra = run(a);
+            (ra, run(b))
+        } else {
+            let rb = run(b);
+            (run(a), rb)
+        };
+        sum_a += ra;
+        sum_b += rb;
+        pairs.push(rb / ra);
+    }
+    Comparison {
+        ratio: sum_b / sum_a,
+        low: pairs.iter().copied().fold(f64::INFINITY, f64::min),
+        high: pairs.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+/// The open-loop rate [`footprint`] holds every executor at.
+pub const STEADY_RATE: u32 = 500;
+
+/// What one server costs at a steady load: CPU time per 1,000 requests,
+/// and resident memory of its whole process tree (`spin up` runs its
+/// triggers as child processes), the highest of samples taken during it.
+pub struct Footprint {
+    pub cpu_ms_per_1k: f64,
+    pub rss_mib: f64,
+}
+
+pub fn footprint(target: &Target, pid: u32, duration: Duration) -> Footprint {
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(crate::tree_rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            peak
+        })
+    };
+    let before = crate::tree_cpu(pid);
+    let stats = fixed_rate(target, STEADY_RATE, duration, 32);
+    let cpu = crate::tree_cpu(pid) - before;
+    stop.store(true, Ordering::Relaxed);
+    let rss_kib = sampler.join().unwrap();
+    assert_eq!(stats.success_ratio(), 1.0, "the steady load was not served");
+    Footprint {
+        cpu_ms_per_1k: cpu.as_secs_f64() * 1000.0 / (stats.ok as f64 / 1000.0),
+        rss_mib: rss_kib as f64 / 1024.0,
+    }
 }

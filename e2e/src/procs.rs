@@ -223,6 +223,59 @@ pub fn make(args: &[String], env: &[(&str, &OsStr)]) -> (String, Duration) {
     (log, took)
 }
 
+/// A process and every process below it (`spin up` runs its triggers as
+/// child processes), from `/proc`.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|p| Some((p, stat_field(p, 1)? as u32)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    tree
+}
+
+/// Field `n` (0 = state) after the command name of `/proc/<pid>/stat`.
+fn stat_field(pid: u32, n: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split(' ').nth(n)?.parse().ok()
+}
+
+/// CPU time (user + system) used so far by `pid` and every process below it.
+pub fn tree_cpu(pid: u32) -> Duration {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("CLK_TCK")
+    });
+    // utime and stime are fields 11 and 12 after the state.
+    let total: u64 = process_tree(pid)
+        .into_iter()
+        .map(|p| stat_field(p, 11).unwrap_or(0) + stat_field(p, 12).unwrap_or(0))
+        .sum();
+    Duration::from_secs_f64(total as f64 / ticks as f64)
+}
+
+/// Resident memory of `pid` and every process below it, in KiB.
+pub fn tree_rss_kib(pid: u32) -> u64 {
+    process_tree(pid)
+        .into_iter()
+        .map(|p| memory_kib(p, "VmRSS"))
+        .sum()
+}
+
 /// A memory figure of a process from `/proc/<pid>/status`, in KiB: `VmRSS`
 /// (now) or `VmHWM` (peak).
 pub fn memory_kib(pid: u32, field: &str) -> u64 {
@@ -234,4 +287,24 @@ pub fn memory_kib(pid: u32, field: &str) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Runs `cmd` to completion; returns its exit code and its peak RSS in KiB,
+/// sampled every millisecond from its own `/proc` status (so a peak in its
+/// last millisecond can be missed). wait4's `ru_maxrss` is no use here: it
+/// also counts this process's memory, which the child holds until it execs.
+pub fn run_measuring_rss(cmd: &mut Command) -> (i32, u64) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut peak = 0;
+    loop {
+        peak = peak.max(memory_kib(child.id(), "VmHWM"));
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (status.code().unwrap_or(-1), peak);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

@@ -3,7 +3,7 @@
 //! Everything stays on loopback and is bounded in time: about three minutes
 //! after the build. One function per phase, then the report:
 //!
-//! 1. [`cold_starts`]: `runtime-shim up` to its first 200, with and without
+//! 1. [`cold_starts`] (`e2e::phases`): `runtime-shim up` to its first 200, with and without
 //!    the compile cache, while the machine is otherwise idle.
 //! 2. [`start_servers`]: the real `spin.toml` under `runtime-shim up`, once
 //!    as it runs by default, once with `--metrics-listen` scraped every
@@ -17,22 +17,26 @@
 //!    at 2,000 requests/s (or the highest of 1,000 and 500 that a server
 //!    holds, said so) with latency from the intended send time; the
 //!    servers take turns, twice.
-//! 4. [`compare`]: runtime-shim with metrics on, and against a TLS Valkey,
-//!    each against the default in alternating one-second slices (A B B A
-//!    ...), so that a machine slowing down during the run weighs on both.
-//! 5. [`propagation`]: from `PUBLISH rates_updated` to three shims serving
+//! 4. [`compare`] (`e2e::load`): runtime-shim with metrics on, against a TLS Valkey, and
+//!    built without its `ETag`, each against the default; a `304` against
+//!    a `200`; and on Spin, the edge against the floor component: each pair
+//!    in alternating one-second slices (A B B A ...), so that a machine
+//!    slowing down during the run weighs on both.
+//! 5. [`footprint`] (`e2e::load`): what one pod carries, per executor: CPU time per 1,000
+//!    requests and resident memory of the server's whole process tree at a
+//!    steady open-loop load of [`STEADY_RATE`].
+//! 6. [`propagation`] (`e2e::phases`): from `PUBLISH rates_updated` to three shims serving
 //!    it, with Valkey in clear and over TLS.
-//! 6. [`memory`]: peak RSS of the shim under load and of one `refresher once`.
+//! 7. [`memory`]: peak RSS of the shim under load and of one `refresher once`.
 //!
 //! [`report`] prints the tables; its last line is a machine-readable summary.
 
-use e2e::load::{self, Stats, Target};
+use e2e::load::{self, Comparison, Footprint, STEADY_RATE, Stats, Target, compare, footprint};
+use e2e::phases::{ColdStarts, cold_starts, propagation};
 use e2e::{Edge, Host, OneFrame, Proc, Shim, TempDir, Valkey, bin, eventually, free_port, http, refresh};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const URL: &str = "/rates?from=USD&to=JPY";
 
@@ -65,91 +69,6 @@ impl Role {
             Role::SpinFloor => "floor component on spin up",
         }
     }
-}
-
-/// Microseconds from `since` until `shim` serves snapshot `seq` (panics after 5 s).
-fn wait_for_seq(shim: &Shim, seq: u64, since: Instant) -> u32 {
-    loop {
-        if shim.seq_served() == Some(seq) {
-            return since.elapsed().as_micros() as u32;
-        }
-        assert!(since.elapsed() < Duration::from_secs(5), "seq {seq} never served");
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-/// Runs `cmd` to completion; returns its exit code and its peak RSS in KiB,
-/// sampled every millisecond from its own `/proc` status (so a peak in its
-/// last millisecond can be missed). wait4's `ru_maxrss` is no use here: it
-/// also counts this process's memory, which the child holds until it execs.
-fn run_measuring_rss(cmd: &mut Command) -> (i32, u64) {
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut peak = 0;
-    loop {
-        peak = peak.max(e2e::memory_kib(child.id(), "VmHWM"));
-        if let Some(status) = child.try_wait().expect("wait") {
-            return (status.code().unwrap_or(-1), peak);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Time from spawning `runtime-shim up` to its first 200.
-fn cold_start(valkey: &Valkey, cache_dir: &std::path::Path) -> Duration {
-    let port = free_port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let dir = TempDir::new("cold");
-    let started = Instant::now();
-    let mut cmd = Command::new(bin("runtime-shim"));
-    cmd.args(["up", "--quiet", "-f"])
-        .arg(e2e::repo_root().join("spin.toml"))
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--variable")
-        .arg(format!("valkey_url={}", valkey.url()))
-        .arg("--variable")
-        .arg(format!("valkey_host={}", valkey.host()))
-        .arg("--cache-dir")
-        .arg(cache_dir);
-    let proc = Proc::spawn(&mut cmd, dir.path().join("shim.log"));
-    let took = eventually(Duration::from_secs(60), || {
-        std::thread::sleep(Duration::from_millis(1));
-        http::request(addr, "GET", "/healthz", &[], b"")
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| started.elapsed())
-    })
-    .unwrap_or_else(|| panic!("cold start failed:\n{}", proc.log()));
-    drop(proc);
-    took
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Cold starts: the median of three, with a warm compile cache and without.
-struct ColdStarts {
-    cached: Duration,
-    uncached: Duration,
-}
-
-fn cold_starts(valkey: &Valkey) -> ColdStarts {
-    let dir = TempDir::new("cold-cache");
-    let uncached = median(
-        (0..3)
-            .map(|i| cold_start(valkey, &dir.path().join(format!("empty-{i}"))))
-            .collect(),
-    );
-    let warm = dir.path().join("warm");
-    cold_start(valkey, &warm);
-    let cached = median((0..3).map(|_| cold_start(valkey, &warm)).collect());
-    ColdStarts { cached, uncached }
 }
 
 /// One server's figures, summed over the rounds.
@@ -256,45 +175,9 @@ fn target_of(addr: SocketAddr, path: &str) -> (Target, http::Response) {
         path: path.to_string(),
         expect_status: 200,
         expect_body_len: Some(answer.body.len()),
+        headers: Vec::new(),
     };
     (target, answer)
-}
-
-/// Scrapes `addr`'s `/metrics` every second, as Prometheus would, until dropped.
-struct Scraper {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u32>>,
-}
-
-impl Scraper {
-    fn start(addr: SocketAddr) -> Scraper {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut scrapes = 0;
-            while !flag.load(Ordering::Relaxed) {
-                let r = http::get(addr, "/metrics");
-                assert_eq!(r.status, 200, "metrics scrape");
-                scrapes += 1;
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            scrapes
-        });
-        Scraper {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Scraper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let scrapes = t.join().expect("scraper");
-            eprintln!("bench: {scrapes} metrics scrapes during the load");
-        }
-    }
 }
 
 /// A TLS-only Valkey holding a snapshot, and the CA its clients trust.
@@ -323,15 +206,17 @@ struct Servers {
     /// The edge on runtime-shim, also used for propagation and memory.
     shim: Shim,
     /// The edge on runtime-shim against the TLS Valkey, for propagation.
-    tls_shim: Option<Shim>,
+    tls_shim: Shim,
+    /// The edge on `spin up` and Spin's floor, when a Spin is found.
+    spin: Option<(Edge, Edge)>,
     /// Kept alive during the load phase only.
     others: Vec<Edge>,
     baseline: Proc,
-    scraper: Scraper,
+    scraper: e2e::Scraper,
     _dir: TempDir,
 }
 
-fn start_servers(valkey: &Valkey, tls: Option<&TlsValkey>) -> Servers {
+fn start_servers(valkey: &Valkey, tls: &TlsValkey) -> Servers {
     let shim = Shim::start_app_with(valkey, &valkey.url(), &[]);
     let (shim_target, edge_answer) = target_of(shim.addr(), URL);
     let metrics_port = free_port();
@@ -340,7 +225,7 @@ fn start_servers(valkey: &Valkey, tls: Option<&TlsValkey>) -> Servers {
         &valkey.url(),
         &["--metrics-listen", &format!("127.0.0.1:{metrics_port}")],
     );
-    let scraper = Scraper::start(SocketAddr::from(([127, 0, 0, 1], metrics_port)));
+    let scraper = e2e::Scraper::start(SocketAddr::from(([127, 0, 0, 1], metrics_port)));
 
     let dir = TempDir::new("baseline");
     let body_file = dir.path().join("body");
@@ -370,28 +255,29 @@ fn start_servers(valkey: &Valkey, tls: Option<&TlsValkey>) -> Servers {
         Row::new(Role::Shim, shim_target),
         Row::new(Role::ShimMetrics, target_of(metered.addr(), URL).0),
     ];
-    let mut others = vec![metered];
-    let tls_shim = tls.map(|t| {
-        let shim = Shim::start_app(&t.valkey);
-        rows.push(Row::new(Role::ShimTls, target_of(shim.addr(), URL).0));
-        shim
-    });
+    let others = vec![metered];
+    let tls_shim = Shim::start_app(&tls.valkey);
+    rows.push(Row::new(Role::ShimTls, target_of(tls_shim.addr(), URL).0));
     // The same spin.toml and Wasm under a real Spin, and Spin's floor.
-    match Host::spin() {
+    let spin = match Host::spin() {
         Some(host) => {
             let spin = Edge::app_on(&host, valkey);
             let floor = Edge::start_on(&host, &e2e::repo_root().join("e2e/floor-http/spin.toml"), &[])
                 .unwrap_or_else(|log| panic!("the floor component did not start:\n{log}"));
             rows.push(Row::new(Role::Spin, target_of(spin.addr(), URL).0));
             rows.push(Row::new(Role::SpinFloor, target_of(floor.addr(), URL).0));
-            others.extend([spin, floor]);
+            Some((spin, floor))
         }
-        None => eprintln!("!!! bench: no real Spin found (SPIN or spin on PATH): no Spin rows"),
-    }
+        None => {
+            eprintln!("!!! bench: no real Spin found (SPIN or spin on PATH): no Spin rows");
+            None
+        }
+    };
     Servers {
         rows,
         shim,
         tls_shim,
+        spin,
         others,
         baseline,
         scraper,
@@ -420,70 +306,33 @@ fn load_rounds(rows: &mut [Row], warmup: Duration, duration: Duration) {
     }
 }
 
-/// Throughput of `b` against `a` at 64 connections: `slices` pairs of
-/// one-second runs in the order A B, B A, A B, ...; the ratio of the sums,
-/// and the lowest and highest ratio of a pair.
-struct Comparison {
-    ratio: f64,
-    low: f64,
-    high: f64,
-}
-
-fn compare(a: &Target, b: &Target, slices: usize) -> Comparison {
-    let each = Duration::from_secs(1);
-    let (mut sum_a, mut sum_b) = (0.0, 0.0);
-    let mut pairs = Vec::new();
-    for i in 0..slices {
-        let (ra, rb) = if i % 2 == 0 {
-            let ra = load::saturate(a, 64, each).rps();
-            (ra, load::saturate(b, 64, each).rps())
-        } else {
-            let rb = load::saturate(b, 64, each).rps();
-            (load::saturate(a, 64, each).rps(), rb)
-        };
-        sum_a += ra;
-        sum_b += rb;
-        pairs.push(rb / ra);
-    }
-    Comparison {
-        ratio: sum_b / sum_a,
-        low: pairs.iter().copied().fold(f64::INFINITY, f64::min),
-        high: pairs.iter().copied().fold(0.0, f64::max),
-    }
-}
-
-/// PUBLISH rates_updated → each of three shims (`shim` and two more)
-/// serves the new seq. The bench writes the next snapshot itself (the
-/// stored one, seq + 1, which the contract orders as newer), so the clock
-/// starts at the PUBLISH. Nothing else may be subscribed meanwhile.
-fn propagation(valkey: &Valkey, shim: &Shim, rounds: usize) -> Stats {
-    let others = [Shim::start_app(valkey), Shim::start_app(valkey)];
-    let shims: Vec<&Shim> = std::iter::once(shim).chain(others.iter()).collect();
-    for s in &shims {
-        s.wait_subscribed();
-    }
-    let mut stats = Stats::default();
-    // The first round opens the components' connections: not measured.
-    for round in 0..=rounds {
-        let mut next = e2e::stored_snapshot(valkey).expect("a stored snapshot");
-        next.seq += 1;
-        valkey.set("rates", &next.encode());
-        let published = Instant::now();
-        assert_eq!(valkey.publish("rates_updated", &next.seq.to_string()), 3);
-        std::thread::scope(|scope| {
-            let waiters: Vec<_> = shims
-                .iter()
-                .map(|s| scope.spawn(move || wait_for_seq(s, next.seq, published)))
-                .collect();
-            for w in waiters {
-                let latency = w.join().unwrap();
-                if round > 0 {
-                    stats.latencies_us.push(latency);
-                }
-            }
-        });
-    }
-    stats
+/// The `rates-http` built without its `ETag` (`make bench` builds it apart,
+/// feature `bench-no-etag`) beside the real `rates-sync`, under runtime-shim.
+fn start_shim_without_etag(valkey: &Valkey, dir: &TempDir) -> Shim {
+    let root = e2e::repo_root();
+    let wasm = root.join("target/bench-no-etag/wasm32-wasip1/release/rates_http.wasm");
+    assert!(wasm.is_file(), "{} is missing: run make bench", wasm.display());
+    let manifest = std::fs::read_to_string(root.join("spin.toml"))
+        .unwrap()
+        .replace(
+            "\"target/wasm32-wasip1/release/rates_http.wasm\"",
+            &format!("{:?}", wasm.display().to_string()),
+        )
+        .replace(
+            "\"target/wasm32-wasip1/release/",
+            &format!("\"{}/target/wasm32-wasip1/release/", root.display()),
+        );
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let vars = [
+        format!("valkey_url={}", valkey.url()),
+        format!("valkey_host={}", valkey.host()),
+    ];
+    let args: Vec<String> = vars
+        .iter()
+        .flat_map(|v| ["--variable".to_string(), v.clone()])
+        .collect();
+    Shim::start(&path, &args).unwrap_or_else(|log| panic!("the no-ETag edge did not start:\n{log}"))
 }
 
 /// Peak RSS in KiB: the shim after the load, one `refresher once`.
@@ -493,7 +342,7 @@ struct Memory {
 }
 
 fn memory(shim: &Shim, valkey: &Valkey, one_frame: &OneFrame) -> Memory {
-    let (code, refresher_kib) = run_measuring_rss(
+    let (code, refresher_kib) = e2e::run_measuring_rss(
         Command::new(bin("refresher"))
             .arg("once")
             .arg("--valkey-url")
@@ -508,22 +357,35 @@ fn memory(shim: &Shim, valkey: &Valkey, one_frame: &OneFrame) -> Memory {
     }
 }
 
-/// Propagation with Valkey in clear, and over TLS when there is a TLS row.
+/// Propagation with Valkey in clear, and over TLS.
 struct Propagation {
     plain: Stats,
-    tls: Option<Stats>,
+    tls: Stats,
     rounds: usize,
 }
 
-/// The A/B comparisons against runtime-shim as `make up` runs it.
+/// The A/B comparisons against runtime-shim as `make up` runs it, and on Spin.
 struct Comparisons {
     metrics: Comparison,
-    tls: Option<Comparison>,
+    tls: Comparison,
+    /// With the ETag against the build without it.
+    etag: Comparison,
+    /// A 304 (If-None-Match holding the ETag) against the 200.
+    not_modified: Comparison,
+    /// The edge on Spin against Spin's floor component.
+    spin_floor: Option<Comparison>,
+}
+
+/// What one pod carries on each executor.
+struct Footprints {
+    shim: Footprint,
+    spin: Option<Footprint>,
 }
 
 fn report(
     figures: &[Figures],
     comparisons: &Comparisons,
+    footprints: &Footprints,
     propagation: &mut Propagation,
     cold: &ColdStarts,
     memory: &Memory,
@@ -562,17 +424,36 @@ fn report(
     let metered = of(Role::ShimMetrics).expect("a metrics row");
     let ratio = edge.sat_rps / base.sat_rps;
     let metrics_ratio = comparisons.metrics.ratio;
-    let spin_fields = match (of(Role::Spin), of(Role::SpinFloor)) {
-        (Some(spin), Some(floor)) => {
+    let spin_fields = match (
+        of(Role::Spin),
+        of(Role::SpinFloor),
+        &comparisons.spin_floor,
+        &footprints.spin,
+    ) {
+        (Some(spin), Some(floor), Some(c), Some(fp)) => {
             println!();
             println!(
-                "spin: edge/floor throughput at 64 connections {:.3}; edge on spin/edge on runtime-shim {:.3}",
+                "spin: edge/floor throughput at 64 connections, alternating slices {:.3} (pairs {:.3}–{:.3}); in the table's rounds {:.3}; edge on spin/edge on runtime-shim {:.3}",
+                c.ratio,
+                c.low,
+                c.high,
                 spin.sat_rps / floor.sat_rps,
                 spin.sat_rps / edge.sat_rps,
             );
+            println!(
+                "spin: at a steady {STEADY_RATE} req/s the edge uses {:.1} ms of CPU per 1,000 requests and {:.1} MiB resident (spin up and its trigger processes)",
+                fp.cpu_ms_per_1k, fp.rss_mib
+            );
             format!(
-                " spin_rps={:.0} spin_p50_c1_ms={:.3} spin_p99_c1_ms={:.3} spin_open_rate={} spin_floor_rps={:.0}",
-                spin.sat_rps, spin.c1_p50, spin.c1_p99, spin.rate, floor.sat_rps
+                " spin_rps={:.0} spin_p50_c1_ms={:.3} spin_p99_c1_ms={:.3} spin_open_rate={} spin_floor_rps={:.0} spin_floor_ratio={:.3} spin_cpu_ms_per_1k={:.1} spin_rss_mib={:.1}",
+                spin.sat_rps,
+                spin.c1_p50,
+                spin.c1_p99,
+                spin.rate,
+                floor.sat_rps,
+                c.ratio,
+                fp.cpu_ms_per_1k,
+                fp.rss_mib
             )
         }
         _ => " spin_rps=none".to_string(),
@@ -593,22 +474,28 @@ fn report(
         propagation.plain.quantile_ms(0.5),
         propagation.plain.quantile_ms(1.0)
     );
-    let tls_fields = match (of(Role::ShimTls), &comparisons.tls, propagation.tls.as_mut()) {
-        (Some(tls), Some(c), Some(p)) => {
-            let tls_ratio = c.ratio;
-            let tls_p99 = p.quantile_ms(0.99);
-            println!(
-                "Valkey over TLS: throughput TLS/plain at 64 connections, alternating slices {tls_ratio:.3} (pairs {:.3}–{:.3}); in the table's rounds {:.3}; propagation p50 {:.2} ms, p99 {tls_p99:.2} ms ({:+.2} ms at p99)",
-                c.low,
-                c.high,
-                tls.sat_rps / edge.sat_rps,
-                p.quantile_ms(0.5),
-                tls_p99 - plain_p99
-            );
-            format!(" tls_ratio={tls_ratio:.3} tls_propagation_p99_ms={tls_p99:.2}")
-        }
-        _ => " tls_ratio=none".to_string(),
-    };
+    let tls = of(Role::ShimTls).expect("a TLS row");
+    let c = &comparisons.tls;
+    let tls_p99 = propagation.tls.quantile_ms(0.99);
+    println!(
+        "Valkey over TLS: throughput TLS/plain at 64 connections, alternating slices {:.3} (pairs {:.3}–{:.3}); in the table's rounds {:.3}; propagation p50 {:.2} ms, p99 {tls_p99:.2} ms ({:+.2} ms at p99)",
+        c.ratio,
+        c.low,
+        c.high,
+        tls.sat_rps / edge.sat_rps,
+        propagation.tls.quantile_ms(0.5),
+        tls_p99 - plain_p99
+    );
+    let tls_fields = format!(" tls_ratio={:.3} tls_propagation_p99_ms={tls_p99:.2}", c.ratio);
+    let (e, n) = (&comparisons.etag, &comparisons.not_modified);
+    println!(
+        "ETag: throughput with/without at 64 connections, alternating slices {:.3} (pairs {:.3}–{:.3}); a 304 against a 200 {:.3} (pairs {:.3}–{:.3})",
+        e.ratio, e.low, e.high, n.ratio, n.low, n.high
+    );
+    println!(
+        "runtime-shim: at a steady {STEADY_RATE} req/s the edge uses {:.1} ms of CPU per 1,000 requests and {:.1} MiB resident",
+        footprints.shim.cpu_ms_per_1k, footprints.shim.rss_mib
+    );
     println!(
         "cold start to first 200: {} ms without compile cache, {} ms with it",
         cold.uncached.as_millis(),
@@ -620,14 +507,18 @@ fn report(
         memory.refresher_kib as f64 / 1024.0
     );
     println!(
-        "bench edge_rps={:.0} baseline_rps={:.0} ratio={ratio:.3} metrics_ratio={metrics_ratio:.3} p99_ms={:.3} success={:.3} propagation_p99_ms={plain_p99:.2} cold_start_ms={} cold_start_nocache_ms={} shim_rss_mib={:.1} refresher_rss_mib={:.1}{tls_fields}{spin_fields}",
+        "bench edge_rps={:.0} baseline_rps={:.0} ratio={ratio:.3} metrics_ratio={metrics_ratio:.3} etag_ratio={:.3} not_modified_ratio={:.3} p99_ms={:.3} success={:.3} propagation_p99_ms={plain_p99:.2} cold_start_ms={} cold_start_nocache_ms={} shim_rss_mib={:.1} shim_cpu_ms_per_1k={:.1} shim_steady_rss_mib={:.1} refresher_rss_mib={:.1}{tls_fields}{spin_fields}",
         edge.sat_rps,
         base.sat_rps,
+        e.ratio,
+        n.ratio,
         edge.open_p99,
         edge.success,
         cold.cached.as_millis(),
         cold.uncached.as_millis(),
         memory.shim_kib as f64 / 1024.0,
+        footprints.shim.cpu_ms_per_1k,
+        footprints.shim.rss_mib,
         memory.refresher_kib as f64 / 1024.0,
     );
 }
@@ -643,37 +534,97 @@ fn main() {
 
     let cold = cold_starts(&valkey);
     let tls = tls_valkey(&one_frame);
-    let mut servers = start_servers(&valkey, Some(&tls));
+    let mut servers = start_servers(&valkey, &tls);
     load_rounds(&mut servers.rows, warmup, duration);
     let target = |role| {
         let row = servers.rows.iter().find(|r: &&Row| r.role == role);
         row.map(|r| r.target.clone())
     };
     let plain = target(Role::Shim).expect("a runtime-shim row");
+    // The rates have aged through the rounds; every phase below restamps
+    // them first (both Valkeys), so none runs into max_rate_age.
+    let fresh = || {
+        e2e::restamp(&valkey);
+        e2e::restamp(&tls.valkey);
+    };
+    fresh();
     eprintln!("bench: metrics on against off, alternating one-second slices");
     let comparisons = Comparisons {
         metrics: compare(&plain, &target(Role::ShimMetrics).expect("a metrics row"), 20),
-        tls: target(Role::ShimTls).map(|tls| {
+        tls: {
+            fresh();
             eprintln!("bench: Valkey over TLS against in clear, alternating one-second slices");
-            compare(&plain, &tls, 20)
+            compare(&plain, &target(Role::ShimTls).expect("a TLS row"), 20)
+        },
+        etag: {
+            fresh();
+            eprintln!("bench: with the ETag against without, alternating one-second slices");
+            let dir = TempDir::new("no-etag");
+            let without = start_shim_without_etag(&valkey, &dir);
+            let (without, answer) = target_of(without.addr(), URL);
+            assert!(
+                answer.header("etag").is_none(),
+                "the A/B build answers without an ETag"
+            );
+            compare(&without, &plain, 20)
+        },
+        not_modified: {
+            fresh();
+            eprintln!("bench: a 304 against a 200, alternating one-second slices");
+            let etag = http::get(plain.addr, URL)
+                .header("etag")
+                .expect("an ETag")
+                .to_string();
+            let revalidated = Target {
+                expect_status: 304,
+                expect_body_len: Some(0),
+                headers: vec![format!("if-none-match: {etag}")],
+                ..plain.clone()
+            };
+            compare(&plain, &revalidated, 20)
+        },
+        spin_floor: target(Role::Spin)
+            .zip(target(Role::SpinFloor))
+            .map(|(spin, floor)| {
+                fresh();
+                eprintln!("bench: the edge on Spin against Spin's floor, alternating one-second slices");
+                compare(&floor, &spin, 20)
+            }),
+    };
+    fresh();
+    eprintln!("bench: footprints at a steady {STEADY_RATE} req/s");
+    let footprints = Footprints {
+        shim: footprint(&plain, servers.shim.pid(), Duration::from_secs(10)),
+        spin: servers.spin.as_ref().map(|(spin, _)| {
+            let target = target(Role::Spin).expect("a Spin row");
+            footprint(&target, spin.pid(), Duration::from_secs(10))
         }),
     };
     let figures: Vec<Figures> = servers.rows.iter_mut().map(Row::figures).collect();
     let Servers {
         shim,
         tls_shim,
+        spin,
         others,
         baseline,
         scraper,
         ..
     } = servers;
-    drop((others, baseline, scraper));
+    drop((spin, others, baseline, scraper));
+    fresh();
     let memory = memory(&shim, &valkey, &one_frame);
     let rounds = 25;
     let mut propagation = Propagation {
         plain: propagation(&valkey, &shim, rounds),
-        tls: tls_shim.as_ref().map(|s| propagation(&tls.valkey, s, rounds)),
+        tls: propagation(&tls.valkey, &tls_shim, rounds),
         rounds,
     };
-    report(&figures, &comparisons, &mut propagation, &cold, &memory);
+    report(
+        &figures,
+        &comparisons,
+        &footprints,
+        &mut propagation,
+        &cold,
+        &memory,
+    );
 }

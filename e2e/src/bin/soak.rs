@@ -39,6 +39,7 @@ fn main() {
         path: "/rates?from=EUR&to=JPY".into(),
         expect_status: 200,
         expect_body_len: None,
+        headers: Vec::new(),
     };
     load::saturate(&target, 8, Duration::from_secs(2));
     let start_rss = e2e::memory_kib(shim.pid(), "VmRSS");
