@@ -6,7 +6,7 @@ WASM_TARGET := wasm32-wasip1
 EDGE_COMPONENTS := -p rates-http -p rates-sync
 FIXTURE_COMPONENTS := -p probe-http -p probe-redis -p floor-http
 
-.PHONY: build wasm push push-preflight images up test test-rust check-docs check-manifests lint audit audit-advisories fmt bench soak fuzz clean
+.PHONY: build wasm push push-preflight images up test test-rust check-docs check-manifests lint audit audit-advisories fmt bench failover soak fuzz clean
 
 ## Native binaries (refresher, one-frame, runtime-shim, tools) and the Wasm components.
 build: wasm
@@ -83,6 +83,12 @@ check-manifests:
 bench: wasm
 	$(CARGO) build --release --bins
 	target/release/bench
+
+## Valkey's primary killed under load, three rounds per host: the failover
+## time and the requests failed on each (about a minute; not in CI).
+failover: wasm
+	$(CARGO) build --release --bins
+	target/release/failover
 
 ## Ten minutes of steady load with frequent refreshes: success and flat memory (not in CI).
 soak: wasm

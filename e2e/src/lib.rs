@@ -8,6 +8,8 @@
 //! - [`refresh`]: one `refresher once` run;
 //! - [`Balancer`]: haproxy in front of edge instances, health-checking
 //!   `/readyz`, with instances added and taken away while it runs;
+//! - [`sentinel::Cluster`]: three Valkeys and three Sentinels over TLS, and
+//!   the read Service in front of them;
 //! - [`Registry`]: a local OCI registry (`docker-registry`) on a free port;
 //! - [`Exporter`] and [`Prometheus`]: the metrics exporter and a real
 //!   Prometheus scraping it, with the metrics catalogue ([`catalogue`]);
@@ -24,6 +26,7 @@
 
 mod balancer;
 mod edge;
+pub mod failover;
 mod fixtures;
 pub mod http;
 pub mod load;
@@ -36,6 +39,7 @@ pub mod probe;
 mod procs;
 mod refresher;
 mod registry;
+pub mod sentinel;
 mod valkey;
 
 pub use balancer::{Balancer, ServerStat};

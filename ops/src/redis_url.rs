@@ -103,6 +103,20 @@ impl RedisUrl {
         )
     }
 
+    /// The same URL to another `host` and `port` (its credentials, TLS,
+    /// database and fragment kept): where a Sentinel says the primary is.
+    pub fn with_address(&self, host: &str, port: u16) -> Result<RedisUrl, UrlError> {
+        let mut url = self.url.clone();
+        url.set_host(Some(host)).map_err(|_| UrlError::NoHost)?;
+        url.set_port(Some(port)).map_err(|_| UrlError::NoHost)?;
+        RedisUrl::parse(url.as_str())
+    }
+
+    /// The URL as written (with its password: for a client, never a log).
+    pub fn as_str(&self) -> &str {
+        self.url.as_str()
+    }
+
     /// The URL with its secrets hidden: the password, or a user name given
     /// without one (which may be a password written without its colon).
     pub fn redacted(&self) -> String {

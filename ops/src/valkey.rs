@@ -6,6 +6,12 @@
 //! (`#insecure`) is refused. A failure is described by its cause (an unknown
 //! CA, a certificate for another host, an expired one, a plain server on a
 //! TLS URL or the reverse), never with the URL's password.
+//!
+//! With Sentinels ([`Valkey::with_sentinels`]) the node to connect to is
+//! the primary they name at each connection: the URL then gives the
+//! credentials, TLS and database, and its own address is not used. A
+//! writer that must not lose what it wrote across a failover waits for
+//! replicas to acknowledge it ([`Valkey::acknowledged`]).
 
 use crate::redis_url::{RedisUrl, redact, scrub};
 use redis::aio::MultiplexedConnection;
@@ -35,6 +41,20 @@ pub struct Valkey {
     url: String,
     /// Where the URL comes from (e.g. `VALKEY_URL`), for errors to name.
     setting: &'static str,
+    /// The Sentinels that name the primary, when there are any.
+    sentinels: Option<Sentinels>,
+    /// Replicas that must acknowledge a write ([`Valkey::acknowledged`]).
+    replica_acks: usize,
+}
+
+/// Sentinels watching one primary, by name.
+#[derive(Clone)]
+struct Sentinels {
+    /// `redis://` or `rediss://` URLs of Sentinels, asked in this order.
+    urls: Vec<String>,
+    primary_name: String,
+    /// Where the URLs come from, for errors to name.
+    setting: &'static str,
 }
 
 impl Valkey {
@@ -45,7 +65,125 @@ impl Valkey {
             client: client(url).map_err(|e| format!("{setting}: {e}"))?,
             url: url.to_string(),
             setting,
+            sentinels: None,
+            replica_acks: 0,
         })
+    }
+
+    /// The same Valkey, its primary named by the Sentinels at `urls`
+    /// (given by `setting`) under `primary_name`; each URL is checked now.
+    pub fn with_sentinels(
+        mut self,
+        urls: &[String],
+        primary_name: &str,
+        setting: &'static str,
+    ) -> Result<Valkey, String> {
+        if urls.is_empty() {
+            return Err(format!("{setting}: no Sentinel URL"));
+        }
+        for url in urls {
+            client(url).map_err(|e| format!("{setting}: {e}"))?;
+        }
+        if primary_name.trim().is_empty() {
+            return Err(format!("{setting}: the primary's name is empty"));
+        }
+        self.sentinels = Some(Sentinels {
+            urls: urls.to_vec(),
+            primary_name: primary_name.trim().to_string(),
+            setting,
+        });
+        Ok(self)
+    }
+
+    /// The same Valkey, whose writes count only once `n` replicas hold them.
+    pub fn with_replica_acks(mut self, n: usize) -> Valkey {
+        self.replica_acks = n;
+        self
+    }
+
+    /// Whether Sentinels name the primary.
+    pub fn has_sentinels(&self) -> bool {
+        self.sentinels.is_some()
+    }
+
+    pub fn replica_acks(&self) -> usize {
+        self.replica_acks
+    }
+
+    /// Whether what was written on `conn` so far is held by the replicas
+    /// [`Valkey::with_replica_acks`] asks for, within `limit` (`WAIT`). An
+    /// `Err` says how many acknowledged: the write may be lost in a
+    /// failover, or sit on a primary that has been cut off.
+    pub async fn acknowledged(
+        &self,
+        conn: &mut MultiplexedConnection,
+        limit: Duration,
+    ) -> Result<(), String> {
+        if self.replica_acks == 0 {
+            return Ok(());
+        }
+        let acked: usize = redis::cmd("WAIT")
+            .arg(self.replica_acks)
+            .arg(limit.as_millis() as u64)
+            .query_async(conn)
+            .await
+            .map_err(|e| self.describe(&e))?;
+        if acked < self.replica_acks {
+            return Err(format!(
+                "{acked} of {} replica(s) acknowledged the write within {limit:?}",
+                self.replica_acks
+            ));
+        }
+        Ok(())
+    }
+
+    /// The primary's `host:port` as the Sentinels name it now: each is asked
+    /// in turn until one answers, all within `limit`.
+    pub async fn primary(&self, limit: Duration) -> Result<(String, u16), ConnectError> {
+        let Some(s) = &self.sentinels else {
+            let u = RedisUrl::parse(&self.url).map_err(|e| ConnectError::Config(e.to_string()))?;
+            return Ok((u.host(), u.port().unwrap_or(6379)));
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut failures = Vec::new();
+        for url in &s.urls {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let asked = async {
+                let mut c = connect_at(
+                    &client(url).map_err(ConnectError::Config)?,
+                    url,
+                    s.setting,
+                    left,
+                    left,
+                )
+                .await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&s.primary_name)
+                    .query_async::<Option<(String, u16)>>(&mut c)
+                    .await
+                    .map_err(|e| ConnectError::Unavailable(describe(&e, url)))
+            };
+            match tokio::time::timeout(left, asked).await {
+                Ok(Ok(Some(address))) => return Ok(address),
+                Ok(Ok(None)) => {
+                    return Err(ConnectError::Config(format!(
+                        "Sentinel at {} knows no primary named {:?}: check {}",
+                        redact(url),
+                        s.primary_name,
+                        s.setting
+                    )));
+                }
+                Ok(Err(ConnectError::Config(why))) => return Err(ConnectError::Config(why)),
+                Ok(Err(ConnectError::Unavailable(why))) => failures.push(why),
+                Err(_) => failures.push(format!("Sentinel at {} did not answer in time", redact(url))),
+            }
+        }
+        Err(ConnectError::Unavailable(format!(
+            "no Sentinel named the primary {:?}: {}",
+            s.primary_name,
+            failures.join("; ")
+        )))
     }
 
     /// The URL without its password.
@@ -65,41 +203,169 @@ impl Valkey {
 
     /// A connection made within `limit`, whose commands each answer within
     /// `response_limit`; a failure says whether its fix is configuration.
+    /// With Sentinels, to the primary they name, checked to be one: a node
+    /// just demoted is refused as unavailable, and the next try asks again.
     pub async fn connect(
         &self,
         limit: Duration,
         response_limit: Duration,
     ) -> Result<MultiplexedConnection, ConnectError> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(limit))
-            .set_response_timeout(Some(response_limit));
-        let connecting = self.client.get_multiplexed_async_connection_with_config(&config);
-        let failed = match tokio::time::timeout(limit, connecting).await {
-            Ok(Ok(c)) => return Ok(c),
-            Ok(Err(e)) => Some(e),
-            Err(_) => None,
-        };
-        let url = self.redacted();
-        if let Some(e) = &failed
-            && (e.kind() == redis::ErrorKind::AuthenticationFailed
-                || matches!(e.code(), Some("WRONGPASS" | "NOAUTH")))
-        {
-            return Err(ConnectError::Config(format!(
-                "Valkey at {url} refused the credentials ({e}): check the user and password of {} and that user's ACL",
-                self.setting
-            )));
-        }
-        if let Some(cause) = connect_cause(&self.url, failed.as_ref(), limit).await {
-            return Err(ConnectError::Config(scrub(
-                &format!("Valkey at {url} ({}): {cause}", self.setting),
-                &self.url,
-            )));
-        }
-        Err(ConnectError::Unavailable(match failed {
-            Some(e) if !e.is_timeout() => format!("cannot connect to Valkey at {url}: {}", self.describe(&e)),
-            _ => format!("Valkey at {url} did not answer within {limit:?}"),
-        }))
+        Ok(self.connect_node(limit, response_limit).await?.0)
     }
+
+    /// As [`Valkey::connect`], with the `host:port` of the node reached.
+    pub async fn connect_node(
+        &self,
+        limit: Duration,
+        response_limit: Duration,
+    ) -> Result<(MultiplexedConnection, String), ConnectError> {
+        if self.sentinels.is_none() {
+            let address = RedisUrl::parse(&self.url)
+                .map(|u| u.address())
+                .unwrap_or_default();
+            let conn = connect_at(&self.client, &self.url, self.setting, limit, response_limit).await?;
+            return Ok((conn, address));
+        }
+        let started = tokio::time::Instant::now();
+        let (host, port) = self.primary(limit).await?;
+        let url = with_address(&self.url, &host, port).map_err(ConnectError::Config)?;
+        let left = limit.saturating_sub(started.elapsed());
+        let mut conn = connect_at(
+            &client(&url).map_err(ConnectError::Config)?,
+            &url,
+            self.setting,
+            left,
+            response_limit,
+        )
+        .await?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| ConnectError::Unavailable(describe(&e, &url)))?;
+        match role.first() {
+            Some(redis::Value::BulkString(r)) if r == b"master" => Ok((conn, format!("{host}:{port}"))),
+            _ => Err(ConnectError::Unavailable(format!(
+                "Sentinel named {} the primary, but it is not (a failover under way)",
+                redact(&url)
+            ))),
+        }
+    }
+}
+
+/// What a node says of its replication (`INFO replication`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replication {
+    /// `master` or `slave`.
+    pub role: String,
+    /// The replicas a primary sees.
+    pub replicas: Vec<Replica>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// `host:port` as the replica announces itself.
+    pub address: String,
+    /// `online` once it is in sync.
+    pub state: String,
+    /// Seconds since its last acknowledgement.
+    pub lag_seconds: u64,
+}
+
+impl Replication {
+    /// Reads `INFO replication` on `conn`.
+    pub async fn read(conn: &mut MultiplexedConnection) -> redis::RedisResult<Replication> {
+        let info: String = redis::cmd("INFO").arg("replication").query_async(conn).await?;
+        Ok(Replication::parse(&info))
+    }
+
+    fn parse(info: &str) -> Replication {
+        let mut r = Replication::default();
+        for line in info.lines().map(str::trim) {
+            if let Some(role) = line.strip_prefix("role:") {
+                r.role = role.to_string();
+            } else if line.starts_with("slave") && line.contains(":ip=") {
+                let fields: std::collections::HashMap<&str, &str> = line
+                    .split_once(':')
+                    .map(|(_, f)| f.split(',').filter_map(|kv| kv.split_once('=')).collect())
+                    .unwrap_or_default();
+                r.replicas.push(Replica {
+                    address: format!(
+                        "{}:{}",
+                        fields.get("ip").unwrap_or(&""),
+                        fields.get("port").unwrap_or(&"")
+                    ),
+                    state: fields.get("state").unwrap_or(&"").to_string(),
+                    lag_seconds: fields.get("lag").and_then(|l| l.parse().ok()).unwrap_or(0),
+                });
+            }
+        }
+        r
+    }
+
+    /// The largest lag of a replica in sync, `None` without one.
+    pub fn max_lag_seconds(&self) -> Option<u64> {
+        self.replicas
+            .iter()
+            .filter(|r| r.state == "online")
+            .map(|r| r.lag_seconds)
+            .max()
+    }
+
+    pub fn replicas_online(&self) -> usize {
+        self.replicas.iter().filter(|r| r.state == "online").count()
+    }
+}
+
+/// `url` with its host and port replaced (an IPv6 address in brackets).
+fn with_address(url: &str, host: &str, port: u16) -> Result<String, String> {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    RedisUrl::parse(url)
+        .and_then(|u| u.with_address(&host, port))
+        .map(|u| u.as_str().to_string())
+        .map_err(|e| format!("{}: {e}", redact(url)))
+}
+
+/// A connection to `url` through `client` (given by `setting`), made within
+/// `limit`; a failure says whether its fix is configuration.
+async fn connect_at(
+    client: &Client,
+    url: &str,
+    setting: &str,
+    limit: Duration,
+    response_limit: Duration,
+) -> Result<MultiplexedConnection, ConnectError> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(limit))
+        .set_response_timeout(Some(response_limit));
+    let connecting = client.get_multiplexed_async_connection_with_config(&config);
+    let failed = match tokio::time::timeout(limit, connecting).await {
+        Ok(Ok(c)) => return Ok(c),
+        Ok(Err(e)) => Some(e),
+        Err(_) => None,
+    };
+    let shown = redact(url);
+    if let Some(e) = &failed
+        && (e.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(e.code(), Some("WRONGPASS" | "NOAUTH")))
+    {
+        return Err(ConnectError::Config(format!(
+            "Valkey at {shown} refused the credentials ({e}): check the user and password of {setting} and that user's ACL"
+        )));
+    }
+    if let Some(cause) = connect_cause(url, failed.as_ref(), limit).await {
+        return Err(ConnectError::Config(scrub(
+            &format!("Valkey at {shown} ({setting}): {cause}"),
+            url,
+        )));
+    }
+    Err(ConnectError::Unavailable(match failed {
+        Some(e) if !e.is_timeout() => format!("cannot connect to Valkey at {shown}: {}", describe(&e, url)),
+        _ => format!("Valkey at {shown} did not answer within {limit:?}"),
+    }))
 }
 
 /// Why [`Valkey::connect`] failed.
@@ -309,6 +575,22 @@ pub fn describe(e: &RedisError, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replication_as_info_says_it() {
+        let r = Replication::parse(
+            "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+             slave0:ip=valkey-1.valkey-nodes,port=6379,state=online,offset=42,lag=0\r\n\
+             slave1:ip=valkey-2.valkey-nodes,port=6379,state=wait_bgsave,offset=0,lag=3\r\n\
+             master_failover_state:no-failover\r\n",
+        );
+        assert_eq!(r.role, "master");
+        assert_eq!(r.replicas.len(), 2);
+        assert_eq!(r.replicas[0].address, "valkey-1.valkey-nodes:6379");
+        assert_eq!((r.replicas_online(), r.max_lag_seconds()), (1, Some(0)));
+        let replica = Replication::parse("role:slave\r\nmaster_host:valkey-0\r\n");
+        assert_eq!((replica.role.as_str(), replica.replicas.len()), ("slave", 0));
+    }
 
     #[test]
     fn verification_cannot_be_turned_off() {

@@ -69,6 +69,20 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub valkey_url: String,
+    /// Sentinels that name Valkey's primary (comma-separated URLs, e.g.
+    /// rediss://:PASSWORD@valkey-sentinel:26379): the primary is asked of them
+    /// at each connection, and --valkey-url then gives only the credentials,
+    /// TLS and database. Unset: --valkey-url's own address (one Valkey).
+    #[arg(long, env = "VALKEY_SENTINELS", value_delimiter = ',', hide_env_values = true)]
+    pub valkey_sentinels: Vec<String>,
+    /// The name the Sentinels watch the primary by.
+    #[arg(long, env = "VALKEY_PRIMARY_NAME", default_value = "forex")]
+    pub valkey_primary_name: String,
+    /// Replicas that must hold the day's call count before One-Frame is
+    /// called, and a snapshot before it counts as stored (WAIT). Default: 1
+    /// with Sentinels, 0 without.
+    #[arg(long, env = "VALKEY_REPLICA_ACKS")]
+    pub valkey_replica_acks: Option<usize>,
     /// Currencies to quote against USD (ISO 4217, comma-separated).
     #[arg(long, env = "CURRENCIES", default_value = "AUD,CAD,CHF,EUR,GBP,NZD,JPY,SGD,USD", value_parser = parse_currencies)]
     pub currencies: CurrencyList,

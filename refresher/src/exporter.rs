@@ -30,8 +30,9 @@ pub struct Exporter {
     /// Limit of connecting and of each command; a scrape takes at most
     /// three times this.
     pub timeout: Duration,
-    /// The connection scrapes share; dropped when it fails.
-    conn: Mutex<Option<MultiplexedConnection>>,
+    /// The connection scrapes share, and the node it reaches; dropped when
+    /// it fails (with Sentinels, the next is to the primary they name then).
+    conn: Mutex<Option<(MultiplexedConnection, String)>>,
     /// The last scrape's failure, so that a lasting one is logged once.
     failing: Mutex<Option<String>>,
 }
@@ -60,16 +61,22 @@ impl Exporter {
         // Scrapes take turns on the one connection: each is bounded, and
         // Prometheus scrapes one target one at a time anyway.
         let mut slot = self.conn.lock().await;
-        let conn = match slot.as_mut() {
+        let (conn, node) = match slot.as_mut() {
             Some(c) => c,
             None => {
-                let c = self.valkey.connect(self.timeout, self.timeout).await;
+                let c = self.valkey.connect_node(self.timeout, self.timeout).await;
                 slot.insert(c.map_err(|e| e.to_string())?)
             }
         };
+        let via_sentinel = self.valkey.has_sentinels();
         let url = self.valkey.redacted();
         let limit = self.timeout * 2;
-        let result = match tokio::time::timeout(limit, status::read(conn, &self.rates_key, now)).await {
+        let result = match tokio::time::timeout(
+            limit,
+            status::read(conn, &self.rates_key, now, node, via_sentinel),
+        )
+        .await
+        {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) if e.is_timeout() => Err(format!(
                 "Valkey at {url} did not answer within {:?}",
@@ -222,6 +229,32 @@ fn registry(judged: Option<&Status>) -> Registry {
         "verdict",
         Verdict::ALL.map(|v| (v.name(), v == s.verdict)),
     );
+    let v = &s.valkey;
+    if let Some(replicas) = v.replicas {
+        int(
+            &mut r,
+            "forex_valkey_replicas",
+            "replicas in sync with the Valkey node read (the primary, with Sentinels)",
+            replicas as i64,
+        );
+        let primary = Family::<Vec<(&'static str, String)>, Gauge>::default();
+        primary
+            .get_or_create(&vec![("address", v.node.clone())])
+            .set(i64::from(v.role.as_deref() == Some("master")));
+        r.register(
+            "forex_valkey_primary",
+            "1 for the node read when it is the primary, labelled with its host:port (a failover changes it)",
+            primary,
+        );
+    }
+    if v.replicas.is_some() {
+        int(
+            &mut r,
+            "forex_valkey_replication_lag_seconds",
+            "the largest lag of a replica in sync, in seconds; 0 without one",
+            v.replication_lag_seconds.unwrap_or(0) as i64,
+        );
+    }
     if let Some(run) = &s.last_run {
         time(
             &mut r,
@@ -296,10 +329,32 @@ mod tests {
                 outcome: Outcome::Config,
                 success_at: Some(t("2026-11-24T11:55:00Z")),
             })),
+            topology: crate::status::Topology {
+                node: "valkey-1.valkey-nodes:6379".into(),
+                via_sentinel: true,
+                role: Some("master".into()),
+                replicas: Some(2),
+                replication_lag_seconds: Some(0),
+                unknown_because: None,
+            },
         };
         let text = render(Some(read), "2026-11-24T12:00:00Z");
         let at = |s| seconds(t(s)).to_string();
         assert_eq!(line(&text, "forex_valkey_up"), Some("1"), "{text}");
+        assert_eq!(line(&text, "forex_valkey_replicas"), Some("2"), "{text}");
+        assert_eq!(
+            line(&text, "forex_valkey_replication_lag_seconds"),
+            Some("0"),
+            "{text}"
+        );
+        assert_eq!(
+            line(
+                &text,
+                r#"forex_valkey_primary{address="valkey-1.valkey-nodes:6379"}"#
+            ),
+            Some("1"),
+            "{text}"
+        );
         assert_eq!(line(&text, "forex_snapshot_seq"), Some("42"));
         assert_eq!(line(&text, "forex_snapshot_seq_counter"), Some("43"));
         assert_eq!(line(&text, "forex_snapshot_pairs"), Some("2"));
@@ -352,6 +407,10 @@ mod tests {
             used_today: Err("no permission".into()),
             seq_counter: Err("no permission".into()),
             last_run: Ok(None),
+            topology: crate::status::Topology {
+                unknown_because: Some("no permission".into()),
+                ..Default::default()
+            },
         };
         let text = render(Some(read), "2026-11-24T12:00:00Z");
         assert_eq!(
@@ -363,6 +422,8 @@ mod tests {
             "forex_oneframe_calls_today",
             "forex_snapshot_seq",
             "forex_refresher_last_run_timestamp_seconds",
+            "forex_valkey_replicas",
+            "forex_valkey_replication_lag_seconds",
         ] {
             assert_eq!(line(&text, absent), None, "{absent} in {text}");
         }

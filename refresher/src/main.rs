@@ -23,7 +23,7 @@ fn build(s: &Settings) -> Result<Refresher<SystemClock>, RefreshError> {
         .map_err(RefreshError::Config)?;
     Ok(Refresher {
         clock: SystemClock,
-        valkey: valkey::open(&s.valkey_url).map_err(RefreshError::Config)?,
+        valkey: valkey::open(s).map_err(RefreshError::Config)?,
         connect_timeout: s.connect_timeout,
         client,
         quota: QuotaGuard::new(s.daily_quota),
@@ -68,19 +68,24 @@ async fn status(s: &Settings, json: bool) -> ExitCode {
         tracing::error!(exit_code = code, "{what}");
         ExitCode::from(code)
     };
-    let valkey = match valkey::open(&s.valkey_url) {
+    let valkey = match valkey::open(s) {
         Ok(v) => v,
         Err(e) => return fail(2, e),
     };
     let url = valkey.redacted();
     let now = Timestamp::now();
-    let mut conn = match valkey.connect(s.connect_timeout, s.connect_timeout).await {
+    let (mut conn, node) = match valkey.connect_node(s.connect_timeout, s.connect_timeout).await {
         Ok(c) => c,
         Err(ConnectError::Config(why)) => return fail(2, why),
         Err(ConnectError::Unavailable(why)) => return fail(1, why),
     };
     let limit = s.connect_timeout * 2;
-    let reading = match tokio::time::timeout(limit, status::read(&mut conn, &s.rates_key, now)).await {
+    let reading = match tokio::time::timeout(
+        limit,
+        status::read(&mut conn, &s.rates_key, now, &node, valkey.has_sentinels()),
+    )
+    .await
+    {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return fail(1, format!("cannot read Valkey at {url}: {}", valkey.describe(&e))),
         Err(_) => return fail(1, format!("Valkey at {url} did not answer within {limit:?}")),
@@ -96,7 +101,7 @@ async fn status(s: &Settings, json: bool) -> ExitCode {
 
 /// `refresher exporter`: serves until SIGTERM; a scrape never fails.
 async fn exporter(s: &Settings, listen: std::net::SocketAddr) -> ExitCode {
-    let valkey = match valkey::open(&s.valkey_url) {
+    let valkey = match valkey::open(s) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(exit_code = 2, "{e}");

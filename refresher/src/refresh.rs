@@ -162,10 +162,7 @@ impl<C: Clock> Refresher<C> {
         let mut last_error = String::new();
         loop {
             attempt += 1;
-            let result = match self.connection(conn).await {
-                Ok(c) => self.attempt(c, attempt, &mut calls, ends).await,
-                Err(step) => Err(step),
-            };
+            let result = self.attempt(conn, attempt, &mut calls, ends).await;
             match result {
                 Ok(r) => return Ok(r),
                 Err(Step::Stop(e)) => return Err(e),
@@ -207,13 +204,16 @@ impl<C: Clock> Refresher<C> {
         Ok(slot.as_mut().expect("connected above"))
     }
 
+    /// One call and its write, on the connection in `slot` (made, or made
+    /// again after a failure, to whichever node is primary now).
     async fn attempt(
         &self,
-        conn: &mut MultiplexedConnection,
+        slot: &mut Option<MultiplexedConnection>,
         attempt: u32,
         calls: &mut u32,
         ends: Timestamp,
     ) -> Result<Refreshed, Step> {
+        let conn = self.connection(slot).await?;
         let now = self.clock.now();
         // A run's first call is the scheduled one; retries must leave enough
         // budget for the rest of the day's schedule.
@@ -239,6 +239,18 @@ impl<C: Clock> Refresher<C> {
             ))));
         };
         *calls += 1;
+        // The count must survive a failover before the call is made: a
+        // count the old primary took but never replicated would let the
+        // next primary hand out the same calls again.
+        self.valkey
+            .acknowledged(conn, self.connect_timeout)
+            .await
+            .map_err(|e| {
+                Step::Retry(
+                    Cause::Valkey,
+                    format!("the day's call count is not yet on a replica ({e}): no One-Frame call"),
+                )
+            })?;
 
         let left = ends.since(now);
         let limit = self.request_timeout.min(left);
@@ -276,11 +288,17 @@ impl<C: Clock> Refresher<C> {
         };
 
         let fetched_at = millis(self.clock.now());
-        // From here on the call is spent; only the write is retried.
+        // From here on the call is spent; only the write is retried, on a
+        // new connection after a Valkey failure (a failover may have named
+        // another primary).
         let mut write_attempt = 0;
         loop {
             write_attempt += 1;
-            match self.store_snapshot(conn, fetched_at, &quotes).await {
+            let written = match self.connection(slot).await {
+                Ok(c) => self.store_snapshot(c, fetched_at, &quotes).await,
+                Err(step) => Err(step),
+            };
+            match written {
                 Ok((seq, outcome)) => {
                     return Ok(Refreshed {
                         seq,
@@ -290,7 +308,10 @@ impl<C: Clock> Refresher<C> {
                     });
                 }
                 Err(Step::Stop(e)) => return Err(Step::Stop(e)),
-                Err(Step::Retry(_, e) | Step::HeldBack(e)) => {
+                Err(Step::Retry(cause, e)) => {
+                    if cause == Cause::Valkey {
+                        *slot = None;
+                    }
                     let delay = self.backoff.delay(write_attempt, &mut rand::rng());
                     if self.clock.now().plus(delay) >= ends {
                         return Err(Step::Stop(RefreshError::Transient(format!(
@@ -300,6 +321,7 @@ impl<C: Clock> Refresher<C> {
                     tracing::warn!("storing the snapshot failed, retrying: {e}");
                     self.clock.sleep(delay).await;
                 }
+                Err(Step::HeldBack(e)) => return Err(Step::Stop(RefreshError::Transient(e))),
             }
         }
     }
@@ -322,6 +344,17 @@ impl<C: Clock> Refresher<C> {
             .write_if_newer(conn, &snapshot)
             .await
             .map_err(|e| valkey_step(&self.valkey, "snapshot write", e))?;
+        // Not believed until a replica holds it: a primary cut off from its
+        // replicas (and about to be replaced) may still take the write.
+        self.valkey
+            .acknowledged(conn, self.connect_timeout)
+            .await
+            .map_err(|e| {
+                Step::Retry(
+                    Cause::Valkey,
+                    format!("the snapshot is not yet on a replica ({e})"),
+                )
+            })?;
         Ok((seq, outcome))
     }
 }

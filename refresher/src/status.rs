@@ -104,6 +104,7 @@ pub struct Status {
     /// The snapshot as decoded, for the exporter's timestamps.
     #[serde(skip)]
     pub decoded: Option<Snapshot>,
+    pub valkey: Topology,
 }
 
 /// What was read from Valkey. Each part but the snapshot is read on its
@@ -114,6 +115,27 @@ pub struct Reading {
     pub used_today: Result<u64, String>,
     pub seq_counter: Result<Option<u64>, String>,
     pub last_run: Result<Option<LastRun>, String>,
+    /// The node read from and what it says of its replication.
+    pub topology: Topology,
+}
+
+/// Where Valkey's data is: the node read from (the primary, with
+/// Sentinels), and its replicas as it sees them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Topology {
+    /// `host:port` of the node read from.
+    pub node: String,
+    /// Whether Sentinels named it as the primary.
+    pub via_sentinel: bool,
+    /// `master` or `slave`, as the node says; `None` when unknown.
+    pub role: Option<String>,
+    /// Replicas in sync with it.
+    pub replicas: Option<usize>,
+    /// The largest lag of those replicas, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_lag_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_because: Option<String>,
 }
 
 impl Default for Reading {
@@ -123,6 +145,7 @@ impl Default for Reading {
             used_today: Ok(0),
             seq_counter: Ok(None),
             last_run: Ok(None),
+            topology: Topology::default(),
         }
     }
 }
@@ -186,14 +209,19 @@ pub fn judge(read: &Reading, now: Timestamp, budget: u64, schedule_interval: Dur
         last_run_unknown_because,
         seq_counter: read.seq_counter.clone().ok().flatten(),
         decoded: decoded.and_then(Result::ok),
+        valkey: read.topology.clone(),
     }
 }
 
-/// Reads what [`judge`] needs; `Err` only when Valkey cannot be read at all.
+/// Reads what [`judge`] needs from `node` (`host:port`, named by
+/// Sentinels when `via_sentinel`); `Err` only when Valkey cannot be read at
+/// all.
 pub async fn read(
     conn: &mut redis::aio::MultiplexedConnection,
     rates_key: &str,
     now: Timestamp,
+    node: &str,
+    via_sentinel: bool,
 ) -> redis::RedisResult<Reading> {
     let snapshot: Option<Vec<u8>> = redis::cmd("GET").arg(rates_key).query_async(conn).await?;
     let used = permitted(
@@ -217,11 +245,29 @@ pub async fn read(
             .await,
         last_run::LAST_RUN_KEY,
     )?;
+    let replication = permitted(ops::valkey::Replication::read(conn).await, "INFO replication")?;
+    let topology = match replication {
+        Ok(r) => Topology {
+            node: node.to_string(),
+            via_sentinel,
+            role: Some(r.role.clone()),
+            replicas: Some(r.replicas_online()),
+            replication_lag_seconds: r.max_lag_seconds(),
+            unknown_because: None,
+        },
+        Err(why) => Topology {
+            node: node.to_string(),
+            via_sentinel,
+            unknown_because: Some(why),
+            ..Topology::default()
+        },
+    };
     Ok(Reading {
         snapshot,
         used_today: used.map(|n| n.unwrap_or(0)),
         seq_counter,
         last_run: last_run.and_then(|fields| last_run::parse(&fields)),
+        topology,
     })
 }
 
@@ -290,6 +336,26 @@ pub fn render_text(s: &Status, schedule_interval: Duration) -> String {
         }
         (None, Some(why)) => out.push_str(&format!("refresher  unknown ({why})\n")),
         (None, None) => out.push_str("refresher  no run recorded yet\n"),
+    }
+    let v = &s.valkey;
+    let named = if v.via_sentinel {
+        "primary named by Sentinel"
+    } else {
+        "node"
+    };
+    match (&v.role, v.replicas) {
+        (Some(role), Some(replicas)) => out.push_str(&format!(
+            "valkey     {named} {} ({role}), {replicas} replica(s) in sync{}\n",
+            v.node,
+            v.replication_lag_seconds
+                .map(|l| format!(", lag {l} s"))
+                .unwrap_or_default()
+        )),
+        _ => out.push_str(&format!(
+            "valkey     {named} {}; replication unknown ({})\n",
+            v.node,
+            v.unknown_because.as_deref().unwrap_or("not readable")
+        )),
     }
     out.push_str(&format!(
         "verdict    {} (exit {})\n",
@@ -369,9 +435,26 @@ mod tests {
                 outcome: last_run::Outcome::Transient,
                 success_at: Some(t("2026-11-24T11:56:00Z")),
             })),
+            topology: Topology {
+                node: "valkey-1.valkey-nodes:6379".into(),
+                via_sentinel: true,
+                role: Some("master".into()),
+                replicas: Some(2),
+                replication_lag_seconds: Some(0),
+                unknown_because: None,
+            },
         };
         let s = judge(&read, t("2026-11-24T12:00:00Z"), 1000, EVERY);
         let text = render_text(&s, EVERY);
+        assert!(
+            text.contains(
+                "valkey     primary named by Sentinel valkey-1.valkey-nodes:6379 (master), 2 replica(s) in sync, lag 0 s"
+            ),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["valkey"]["replicas"], 2, "{json}");
+        assert_eq!(json["valkey"]["node"], "valkey-1.valkey-nodes:6379");
         assert!(text.contains("seq 7"), "{text}");
         assert!(
             text.contains("oldest rate 60 s old: within the 300 s promise"),

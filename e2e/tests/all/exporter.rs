@@ -181,6 +181,8 @@ fn the_exporter_acl_user_reads_what_it_needs_and_may_change_nothing() {
             "{series} in {text}"
         );
     }
+    // INFO, for the topology: one node, no replica.
+    assert_eq!(value_of(&text, "forex_valkey_replicas"), Some(0.0), "{text}");
 
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client

@@ -6,6 +6,7 @@ mod contract;
 mod edge;
 mod executor;
 mod exporter;
+mod failover;
 mod faults;
 mod images;
 mod monitoring;

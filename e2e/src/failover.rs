@@ -1,0 +1,242 @@
+//! The failover of Valkey's primary under load, over real processes: what
+//! `e2e/tests/all/failover.rs` asserts and `make failover` reports. Two edge
+//! instances on one host read through the read Service, an open loop of
+//! requests runs against each, a refresh is in flight (One-Frame answering
+//! slowly), and the primary is killed (SIGKILL). Sentinel promotes a
+//! replica, the refresher writes to it, and every instance must come to
+//! serve that snapshot.
+//!
+//! On Spin an instance whose Redis trigger loses its node ends (the whole
+//! app, as Spin does): it is started again on the same port at once, as
+//! the kubelet restarts a container, and its downtime is counted in the
+//! requests that failed.
+
+use crate::edge::{Edge, Host};
+use crate::http;
+use crate::one_frame::OneFrame;
+use crate::procs::eventually;
+use crate::refresher::{Run, refresher_once};
+use crate::sentinel::{Cluster, PRIMARY_NAME, ReadService};
+use shared::Timestamp;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Requests per second sent to each instance.
+const RATE: u32 = 100;
+/// How slowly One-Frame answers the refresh that is in flight at the kill.
+const SLOW_ONE_FRAME: Duration = Duration::from_millis(1_500);
+
+/// What one failover did.
+#[derive(Debug)]
+pub struct Figures {
+    pub host: &'static str,
+    /// From the SIGKILL to every instance serving the refresh written after it.
+    pub failover: Duration,
+    /// From the SIGKILL to Sentinel naming the new primary.
+    pub promotion: Duration,
+    pub requests: usize,
+    pub failed: usize,
+    /// Answers with a rate older than 300 s.
+    pub stale: usize,
+    /// Instances that ended and were started again.
+    pub restarts: usize,
+    /// The day's One-Frame calls before the kill and after the failover.
+    pub calls_before: u64,
+    pub calls_after: u64,
+    /// The refresher run that was in flight, and the seq it stored.
+    pub refresh: Run,
+    pub stored_seq: u64,
+}
+
+/// `refresher once` against `cluster` through its Sentinels.
+pub fn refresh_via_sentinels(cluster: &Cluster, one_frame: &OneFrame, extra: &[&str]) -> Run {
+    let mut args: Vec<String> = [
+        "--valkey-url",
+        &cluster.server_url(0),
+        "--valkey-sentinels",
+        &cluster.sentinels_url(),
+        "--valkey-primary-name",
+        PRIMARY_NAME,
+        "--one-frame-url",
+        &one_frame.url(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let env = cluster.client_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    refresher_once(&args, &env, Duration::from_secs(90))
+}
+
+/// The day's One-Frame call count on server `i`.
+pub fn calls_today(cluster: &Cluster, i: usize) -> u64 {
+    cluster
+        .get(i, &format!("oneframe:calls:{}", Timestamp::now().utc_day()))
+        .and_then(|b| String::from_utf8(b).ok()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The seq an instance serves (`/readyz`), `None` when it does not answer.
+fn seq_at(addr: SocketAddr) -> Option<u64> {
+    let r = http::request(addr, "GET", "/readyz", &[], b"").ok()?;
+    (r.status == 200).then(|| r.json()["seq"].as_u64()).flatten()
+}
+
+/// An instance on `host` reading through `read`.
+pub fn start_instance(host: &Host, cluster: &Cluster, read: &ReadService) -> Edge {
+    let quiet: &[&str] = if host.is_spin() { &[] } else { &["--quiet"] };
+    Edge::app_with_env(host, &read.url(), &read.host(), quiet, &cluster.client_env())
+        .unwrap_or_else(|log| panic!("the edge did not start:\n{log}"))
+}
+
+/// One answer of the load: failed, stale, or fine.
+enum Answer {
+    Fine,
+    Stale,
+    Failed,
+}
+
+/// Kills the primary under load and a refresh; `None` without haproxy.
+pub fn kill_the_primary_under_load(host: &Host) -> Option<Figures> {
+    let mut cluster = Cluster::start();
+    let one_frame = OneFrame::start(&[]);
+    let first = refresh_via_sentinels(&cluster, &one_frame, &[]);
+    assert_eq!(first.code, Some(0), "{}", first.log);
+    let read = ReadService::start(&cluster, &[0, 1, 2])?;
+    let instances: Vec<Arc<Mutex<Option<Edge>>>> = (0..2)
+        .map(|_| Arc::new(Mutex::new(Some(start_instance(host, &cluster, &read)))))
+        .collect();
+    let addrs: Vec<SocketAddr> = instances
+        .iter()
+        .map(|e| e.lock().unwrap().as_ref().unwrap().addr())
+        .collect();
+    for a in &addrs {
+        eventually(Duration::from_secs(10), || seq_at(*a)).expect("an instance serves");
+    }
+
+    // The load, and for Spin the kubelet's part: an instance that ends is
+    // started again on its port.
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarts = Arc::new(AtomicUsize::new(0));
+    let supervisor = {
+        let (stop, restarts, instances) = (stop.clone(), restarts.clone(), instances.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for slot in &instances {
+                    let mut slot = slot.lock().unwrap();
+                    if slot.as_mut().is_some_and(|e| e.has_exited().is_some()) {
+                        let edge = slot.take().unwrap();
+                        *slot = Some(edge.restart().unwrap_or_else(|log| panic!("restart:\n{log}")));
+                        restarts.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let loads: Vec<_> = addrs
+        .iter()
+        .map(|&addr| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let every = Duration::from_secs(1) / RATE;
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    next += every;
+                    let answer = match http::request(addr, "GET", "/rates?from=USD&to=JPY", &[], b"") {
+                        Ok(r) if r.status == 200 => {
+                            let stamp = r.json()["timestamp"]
+                                .as_str()
+                                .and_then(|s| Timestamp::parse(s).ok());
+                            let age = stamp.map(|t| shared::freshness::age(t, Timestamp::now()));
+                            if age.is_some_and(|a| a <= Duration::from_secs(300)) {
+                                Answer::Fine
+                            } else {
+                                Answer::Stale
+                            }
+                        }
+                        _ => Answer::Failed,
+                    };
+                    out.push(answer);
+                }
+                out
+            })
+        })
+        .collect();
+
+    // A refresh in flight: One-Frame answers slowly, so the kill comes after
+    // its call count is taken and before its snapshot is written.
+    std::thread::sleep(Duration::from_secs(1));
+    one_frame.fault(&format!(
+        r#"{{"mode":"none","latency_ms":{},"times":1}}"#,
+        SLOW_ONE_FRAME.as_millis()
+    ));
+    let refresher = {
+        let (sentinels, url, ca, of) = (
+            cluster.sentinels_url(),
+            cluster.server_url(0),
+            cluster.client_env(),
+            one_frame.url(),
+        );
+        std::thread::spawn(move || {
+            let args: Vec<String> = [
+                "--valkey-url",
+                &url,
+                "--valkey-sentinels",
+                &sentinels,
+                "--one-frame-url",
+                &of,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let env: Vec<(&str, &str)> = ca.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            refresher_once(&args, &env, Duration::from_secs(90))
+        })
+    };
+    let old = cluster.primary().expect("a primary");
+    let counted = eventually(Duration::from_secs(5), || {
+        let n = calls_today(&cluster, old);
+        (n >= 2).then_some(n)
+    })
+    .expect("the refresh in flight took its call");
+    let calls_before = counted;
+    let killed = Instant::now();
+    cluster.kill(old);
+    let new = cluster.wait_for_failover(old, Duration::from_secs(30));
+    let promotion = killed.elapsed();
+    let refresh = refresher.join().unwrap();
+    let stored_seq =
+        shared::Snapshot::decode(&cluster.get(new, "rates").expect("a snapshot on the new primary"))
+            .expect("a valid snapshot")
+            .seq;
+    eventually(Duration::from_secs(30), || {
+        addrs.iter().all(|a| seq_at(*a) == Some(stored_seq)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("not every instance serves seq {stored_seq}:\n{}", refresh.log));
+    let failover = killed.elapsed();
+    let calls_after = calls_today(&cluster, new);
+    // The load goes on a moment past the failover, then stops.
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let answers: Vec<Answer> = loads.into_iter().flat_map(|l| l.join().unwrap()).collect();
+    supervisor.join().unwrap();
+    Some(Figures {
+        host: host.name(),
+        failover,
+        promotion,
+        requests: answers.len(),
+        failed: answers.iter().filter(|a| matches!(a, Answer::Failed)).count(),
+        stale: answers.iter().filter(|a| matches!(a, Answer::Stale)).count(),
+        restarts: restarts.load(Ordering::Relaxed),
+        calls_before,
+        calls_after,
+        refresh,
+        stored_seq,
+    })
+}
