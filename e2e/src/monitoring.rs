@@ -1,15 +1,21 @@
 //! What watches the service: the exporter (`refresher exporter`), a real
-//! Prometheus (Debian's `prometheus`) scraping it and runtime-shim, and
-//! the metrics catalogue `manifests/components/monitoring/metrics.yaml`.
+//! Prometheus (Debian's `prometheus`) scraping it and runtime-shim, a real
+//! Alertmanager (Debian's `prometheus-alertmanager`) it sends its alerts
+//! to, and the metrics catalogue `manifests/components/monitoring/metrics.yaml`;
+//! for what a test cannot run, loopback servers of the test's own: a
+//! [`Webhook`] receiving Alertmanager's notifications and a
+//! [`StaticMetrics`] endpoint standing in for another exporter.
 
 use crate::http;
-use crate::procs::{Proc, TempDir, bin, eventually, free_port, repo_root, wait_for_port};
+use crate::procs::{Proc, TempDir, bin, eventually, free_port, on_path, repo_root, wait_for_port};
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// One sample of an exposition: the series as written (name and labels)
@@ -137,8 +143,9 @@ pub struct Job {
     pub target: SocketAddr,
 }
 
-/// A real Prometheus on a free loopback port, scraping `jobs` and
-/// evaluating the project's rule file every second.
+/// A real Prometheus on a free loopback port, scraping `jobs` every second
+/// and evaluating a rule file (each group at its own `interval`; 1 s for a
+/// group without one), optionally sending its alerts to an Alertmanager.
 pub struct Prometheus {
     pub port: u16,
     proc: Proc,
@@ -150,14 +157,31 @@ pub fn rule_file() -> PathBuf {
     repo_root().join("manifests/components/monitoring/rules/forex.rules.yaml")
 }
 
+/// The plain Alertmanager file, the same route as the AlertmanagerConfig.
+pub fn alertmanager_routes_file() -> PathBuf {
+    repo_root().join("manifests/components/monitoring/alertmanager/forex.routes.yaml")
+}
+
 impl Prometheus {
+    /// With the project's rule file and no Alertmanager.
     pub fn start(jobs: &[Job]) -> Prometheus {
+        Prometheus::start_with(jobs, &rule_file(), None)
+    }
+
+    /// With `rules` as its rule file, sending alerts to `alertmanager`.
+    pub fn start_with(jobs: &[Job], rules: &Path, alertmanager: Option<SocketAddr>) -> Prometheus {
         let port = free_port();
         let dir = TempDir::new("prometheus");
         let mut config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n",
-            rule_file().display()
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nrule_files:\n  - {}\n",
+            rules.display()
         );
+        if let Some(am) = alertmanager {
+            config.push_str(&format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n"
+            ));
+        }
+        config.push_str("scrape_configs:\n");
         for job in jobs {
             config.push_str(&format!(
                 "  - job_name: {}\n    static_configs:\n      - targets: ['{}']\n",
@@ -294,6 +318,241 @@ fn form_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A real Alertmanager (Debian's `prometheus-alertmanager`, else
+/// `alertmanager` on PATH) on a free loopback port: no cluster (no gossip
+/// port), its storage in a scratch directory, stopped when dropped.
+pub struct Alertmanager {
+    pub port: u16,
+    proc: Proc,
+    _dir: TempDir,
+}
+
+impl Alertmanager {
+    /// With `config` (the YAML of its configuration file).
+    pub fn start(config: &str) -> Alertmanager {
+        let program = ["prometheus-alertmanager", "alertmanager"]
+            .into_iter()
+            .find(|p| on_path(p))
+            .expect("no prometheus-alertmanager (Debian's package) or alertmanager on PATH");
+        let port = free_port();
+        let dir = TempDir::new("alertmanager");
+        let config_path = dir.path().join("alertmanager.yml");
+        std::fs::write(&config_path, config).expect("write alertmanager.yml");
+        let proc = Proc::spawn(
+            Command::new(program)
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!("--storage.path={}", dir.path().join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                // Empty: a single Alertmanager, no gossip port.
+                .arg("--cluster.listen-address="),
+            dir.path().join("alertmanager.log"),
+        );
+        let am = Alertmanager {
+            port,
+            proc,
+            _dir: dir,
+        };
+        let ready = eventually(Duration::from_secs(30), || {
+            let r = http::request(am.addr(), "GET", "/-/ready", &[], b"").ok()?;
+            (r.status == 200).then_some(())
+        });
+        assert!(ready.is_some(), "Alertmanager did not start:\n{}", am.log());
+        am
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+}
+
+/// A request a [`LoopbackServer`] answered.
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    body: &'a [u8],
+}
+
+type Handler = dyn Fn(&Request) -> (u16, &'static str, Vec<u8>) + Send + Sync;
+
+/// A tiny HTTP/1.1 server of the test's own on a free loopback port: one
+/// request per connection, each answered by `handler` on the server's
+/// thread, which stops (and is joined) when the server is dropped.
+struct LoopbackServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    fn start(handler: Arc<Handler>) -> LoopbackServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("non-blocking listener");
+        let addr = listener.local_addr().expect("local addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = serve(stream, &*handler);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        LoopbackServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one request (headers, then `content-length` bytes of body) and
+/// writes the handler's answer, closing the connection.
+fn serve(mut stream: TcpStream, handler: &Handler) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    while raw.len() < head_end + length {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let mut words = head.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let body = &raw[head_end..(head_end + length).min(raw.len())];
+    let (status, content_type, answer) = handler(&Request { method, path, body });
+    write!(
+        stream,
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        if status == 200 { "OK" } else { "Error" },
+        answer.len()
+    )?;
+    stream.write_all(&answer)?;
+    stream.flush()
+}
+
+/// A notification the [`Webhook`] received: when its body had fully
+/// arrived, and the body (Alertmanager's webhook JSON).
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub at: shared::Timestamp,
+    pub body: serde_json::Value,
+}
+
+impl Notification {
+    /// Whether it tells of alert `name` firing.
+    pub fn fires(&self, name: &str) -> bool {
+        self.body["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["labels"]["alertname"] == name && a["status"] == "firing")
+    }
+}
+
+/// An Alertmanager webhook receiver of the test's own: it records every
+/// POSTed notification with the time it arrived, and answers 200.
+pub struct Webhook {
+    received: Arc<Mutex<Vec<Notification>>>,
+    server: LoopbackServer,
+}
+
+impl Webhook {
+    pub fn start() -> Webhook {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let server = LoopbackServer::start(Arc::new(move |r: &Request| {
+            if r.method != "POST" {
+                return (405, "text/plain", Vec::new());
+            }
+            let at = shared::Timestamp::now();
+            match serde_json::from_slice(r.body) {
+                Ok(body) => {
+                    log.lock().unwrap().push(Notification { at, body });
+                    (200, "text/plain", Vec::new())
+                }
+                Err(_) => (400, "text/plain", Vec::new()),
+            }
+        }));
+        Webhook { received, server }
+    }
+
+    /// The URL to give Alertmanager's `webhook_configs`.
+    pub fn url(&self) -> String {
+        format!("http://{}/notify", self.server.addr)
+    }
+
+    /// Every notification so far, in order of arrival.
+    pub fn received(&self) -> Vec<Notification> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The first notification that satisfies `ok`, waiting up to `limit`.
+    pub fn wait_for(&self, limit: Duration, ok: impl Fn(&Notification) -> bool) -> Option<Notification> {
+        eventually(limit, || self.received().into_iter().find(|n| ok(n)))
+    }
+}
+
+/// A loopback `/metrics` endpoint serving a fixed exposition, for
+/// Prometheus to scrape series of an exporter the test cannot run (e.g.
+/// kube-state-metrics' HPA series).
+pub struct StaticMetrics {
+    server: LoopbackServer,
+}
+
+impl StaticMetrics {
+    pub fn start(exposition: &str) -> StaticMetrics {
+        let text = exposition.as_bytes().to_vec();
+        let server = LoopbackServer::start(Arc::new(move |r: &Request| match (r.method, r.path) {
+            ("GET", "/metrics") => (200, "text/plain; version=0.0.4", text.clone()),
+            _ => (404, "text/plain", Vec::new()),
+        }));
+        StaticMetrics { server }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
 }
 
 /// Scrapes `addr`'s `/metrics` every second, as Prometheus would, until dropped.

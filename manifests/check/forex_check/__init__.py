@@ -9,6 +9,8 @@ Read it in this order:
   spin.toml, the images and their crates' versions, the metrics);
 - workloads.py: what the objects make and read (pods, labels, executors,
   issuers, variable values), which several rule families share;
+  valkey_config.py: which containers run Valkey or Sentinel, and the config
+  their init containers write for them;
 - rules/: one module per rule family, and rules/__init__.py's RULES, the
   order they run in;
 - cli.py: the command line, the report and the exit code.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .kustomize import load_kustomization
+from .kustomize import load_build
 from .model import RENDERED_SOURCE_PREFIX, LoadError, Obj, ObjectSet, load_yaml_docs, read_yaml, rel
 from .schemas import Schemas
 
@@ -35,6 +35,11 @@ IMAGES_FILE = "scripts/images.txt"
 
 # The metric families alerts and dashboards may use, by exporter (under manifests/).
 METRICS_FILE = "components/monitoring/metrics.yaml"
+
+# The example Secrets (under manifests/): the base's, and a component's own
+# beside its kustomization.yaml, which stand instead of the base's Secrets of
+# the same names for every set that includes that component.
+EXAMPLES_FILE = "secrets.example.yaml"
 
 
 @dataclass(frozen=True)
@@ -138,8 +143,15 @@ def load_sets(root: Path, use_kubectl: bool) -> tuple[list[ObjectSet], list[Obje
         if not (manifests / component / "kustomization.yaml").is_file():
             raise LoadError(f"manifests/{component}: no kustomization.yaml (the checker renders it on manifests/{overlay})")
         plan.append((f"overlay {Path(overlay).name} + {component}", manifests / overlay, 2, (manifests / component,)))
-    sets = [ObjectSet(label, load_kustomization(d, root, extra), step=step) for label, d, step, extra in plan]
-    sets.append(ObjectSet("examples", load_yaml_docs(manifests / "secrets.example.yaml", root), deployable=False))
+    sets = []
+    for label, d, step, extra in plan:
+        build = load_build(d, root, extra)
+        components = tuple(dict.fromkeys(rel(c, manifests) for c in build.components))
+        sets.append(ObjectSet(label, build.objs, step=step, components=components))
+    sets.append(ObjectSet("examples", load_yaml_docs(manifests / EXAMPLES_FILE, root), deployable=False))
+    for path in sorted((manifests / "components").glob(f"**/{EXAMPLES_FILE}")):
+        component = rel(path.parent, manifests)
+        sets.append(ObjectSet(f"examples {component}", load_yaml_docs(path, root), deployable=False, for_component=component))
 
     renders = []
     if not use_kubectl:

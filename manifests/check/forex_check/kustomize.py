@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .model import LoadError, Obj, get, load_yaml_docs, read_yaml, rel
@@ -52,9 +52,16 @@ class Build:
     # (kind, path) of the fields besides container images that `images:`
     # rewrites, from `configurations:` here and in the kustomizations below.
     image_fields: list[tuple[str, tuple[str, ...]]]
+    # The component directories included, in order, nested ones too.
+    components: list[Path] = field(default_factory=list)
 
 
 def load_kustomization(directory: Path, root: Path, extra_components: tuple[Path, ...] = ()) -> list[Obj]:
+    """The objects of a kustomization (see load_build)."""
+    return load_build(directory, root, extra_components).objs
+
+
+def load_build(directory: Path, root: Path, extra_components: tuple[Path, ...] = ()) -> Build:
     """A subset of kustomize: resources (files and directories), components,
     configMapGenerator (files and literals, without name hash), patches
     (strategic merge and JSON 6902), namespace, labels without selectors or
@@ -68,7 +75,7 @@ def load_kustomization(directory: Path, root: Path, extra_components: tuple[Path
     k = _read_kustomization(directory, root, component=False)
     if extra_components:
         k = dict(k, components=list(k.get("components") or []) + [os.path.relpath(c, directory) for c in extra_components])
-    return _accumulate(k, directory, root, [], []).objs
+    return _accumulate(k, directory, root, [], [])
 
 
 def _read_kustomization(directory: Path, root: Path, component: bool) -> dict:
@@ -103,7 +110,7 @@ def _accumulate(k: dict, directory: Path, root: Path, objs: list[Obj], image_fie
     transformers over all of them: for a kustomization objs starts empty, for
     a component it holds what its parent accumulated before it."""
     name = rel(directory / "kustomization.yaml", root)
-    objs, image_fields = list(objs), list(image_fields)
+    objs, image_fields, components = list(objs), list(image_fields), []
     for entry in k.get("configurations") or []:
         image_fields += _load_configuration(directory / entry, root)
     for entry in k.get("resources") or []:
@@ -112,6 +119,7 @@ def _accumulate(k: dict, directory: Path, root: Path, objs: list[Obj], image_fie
             sub = _build(target, root)
             objs += sub.objs
             image_fields += sub.image_fields
+            components += sub.components
         elif target.is_file():
             objs += load_yaml_docs(target, root)
         else:
@@ -122,6 +130,7 @@ def _accumulate(k: dict, directory: Path, root: Path, objs: list[Obj], image_fie
             raise LoadError(f"{name}: component {entry!r} is not a directory with a kustomization.yaml")
         built = _accumulate(_read_kustomization(target, root, component=True), target, root, objs, image_fields)
         objs, image_fields = built.objs, built.image_fields
+        components += [target, *built.components]
     for i, entry in enumerate(k.get("configMapGenerator") or []):
         objs.append(_generate_configmap(entry, directory, root, f"{name}: configMapGenerator[{i}]"))
 
@@ -140,7 +149,7 @@ def _accumulate(k: dict, directory: Path, root: Path, objs: list[Obj], image_fie
 
     if k.get("images"):
         _apply_images(objs, k["images"], image_fields, name)
-    return Build(objs, image_fields)
+    return Build(objs, image_fields, components)
 
 
 def _load_configuration(path: Path, root: Path) -> list[tuple[str, tuple[str, ...]]]:

@@ -63,6 +63,13 @@ class ObjectSet:
     deployable: bool = True  # False for the example Secrets
     rendered: bool = False  # True for kubectl kustomize output
     step: int = 0  # apply step (1: manifests/cluster, 2: an app); 0: never applied
+    # The components a kustomization includes, as directories under manifests/
+    # ("components/monitoring"), nested ones too.
+    components: tuple[str, ...] = ()
+    # Examples only: the component whose secrets.example.yaml they are (they
+    # stand for the Secrets of the sets that include it); "" for
+    # manifests/secrets.example.yaml.
+    for_component: str = ""
 
     def of_kind(self, kind: str) -> list[Obj]:
         return [o for o in self.objects if o.kind == kind]

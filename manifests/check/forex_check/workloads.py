@@ -203,9 +203,23 @@ def configmap_value(s: ObjectSet, namespace: str | None, name: str, key: str, mi
     return missing if value is None else str(value)
 
 
-def example_secrets(sets: list[ObjectSet]) -> list[Obj]:
-    """The Secrets of secrets.example.yaml, which stand for the ones made by hand."""
-    return [o for s in sets if not s.deployable for o in s.objects if o.kind == "Secret"]
+def example_secrets(sets: list[ObjectSet], s: ObjectSet | None = None) -> list[Obj]:
+    """The example Secrets, which stand for the ones made by hand: those of
+    manifests/secrets.example.yaml, and for set `s` (when given) those of the
+    secrets.example.yaml of each component it includes instead of the base's
+    of the same name (manifests/components/valkey-single's Secret valkey)."""
+    examples = [o for t in sets if not t.deployable and not t.for_component for o in t.objects if o.kind == "Secret"]
+    if s is None:
+        return examples
+    for t in sets:
+        if t.deployable or t.for_component not in s.components:
+            continue
+        for o in t.objects:
+            if o.kind != "Secret":
+                continue
+            same = (o.name, o.namespace or "default")
+            examples = [x for x in examples if (x.name, x.namespace or "default") != same] + [o]
+    return examples
 
 
 def example_secret(examples: list[Obj], namespace: str | None, name: str) -> Obj | None:

@@ -108,7 +108,14 @@ class ManifestsTestCase(unittest.TestCase):
         self.cronjob(lambda spec: change(spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]))
 
     def set_variable(self, spec, name, **fields) -> None:
-        spec["variables"] = [v for v in spec["variables"] if v["name"] != name] + [{"name": name, **fields}]
+        """Sets a SpinApp variable in its place (components/valkey-single
+        patches valkey_host by position), or adds it at the end."""
+        entry = {"name": name, **fields}
+        names = [v["name"] for v in spec["variables"]]
+        if name in names:
+            spec["variables"][names.index(name)] = entry
+        else:
+            spec["variables"].append(entry)
 
     def kustomization(self, reldir: str, change) -> None:
         """Apply change(k) to manifests/reldir/kustomization.yaml."""

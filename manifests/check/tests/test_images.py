@@ -105,7 +105,7 @@ class ImagesFail(ManifestsTestCase):
 
     def test_production_image_not_pinned(self):
         self.image_entry("valkey/valkey", lambda e: e.pop("digest"))
-        self.assert_fails_with(r"FAIL image", r"\[overlay production\] Deployment forex/valkey .*'valkey/valkey:8.1.4' is not pinned by digest")
+        self.assert_fails_with(r"FAIL image", r"\[overlay production\] StatefulSet forex/valkey .*'valkey/valkey:8.1.4' is not pinned by digest")
 
     def test_images_entry_matching_no_image(self):
         self.image_entry("valkey/valkey", lambda e: e.update(name="docker.io/valkey/valkey"))

@@ -36,15 +36,15 @@ class LoadingFails(ManifestsTestCase):
         self.assert_fails_with(r"FAIL crd-schema", r"checks\.readiness", r"'httpget' was unexpected")
 
     def test_misspelled_field_in_a_deployment(self):
-        self.edit("base/valkey.yaml", "Deployment", "valkey", lambda d: d["spec"].update(replica=1))
-        self.assert_fails_with(r"FAIL schema", r"Deployment forex/valkey", r"'replica' was unexpected")
+        self.edit("base/valkey.yaml", "StatefulSet", "valkey", lambda d: d["spec"].update(replica=1))
+        self.assert_fails_with(r"FAIL schema", r"StatefulSet forex/valkey", r"'replica' was unexpected")
 
     def test_cronjob_without_schedule(self):
         self.cronjob(lambda spec: spec.pop("schedule"))
         self.assert_fails_with(r"FAIL schema", r"'schedule' is a required property", r"FAIL freshness")
 
     def test_unknown_kind(self):
-        self.edit("base/disruptionbudgets.yaml", "PodDisruptionBudget", "valkey", lambda d: d.update(kind="PodDisruptionBudgt"))
+        self.edit("base/disruptionbudgets.yaml", "PodDisruptionBudget", "forex-edge", lambda d: d.update(kind="PodDisruptionBudgt"))
         self.assert_fails_with(r"FAIL schema", r"unknown kind PodDisruptionBudgt")
 
     # -- kustomize components ------------------------------------------------
@@ -85,7 +85,7 @@ class LoadingFails(ManifestsTestCase):
         self.add_patch(
             "overlays/production",
             """apiVersion: apps/v1
-kind: Deployment
+kind: StatefulSet
 metadata:
   name: valkey
 spec:

@@ -8,8 +8,8 @@ import unittest
 
 import yaml
 
-from forex_check.rules.monitoring.alerts import markdown_anchors
-from forex_check.rules.monitoring.metrics import traefik_service_name
+from forex_check.rules.monitoring.alerts import markdown_anchors, operator_route, parse_matcher, plain_route, route_of
+from forex_check.rules.monitoring.metrics import traefik_service_name, unknown_autoscalers
 from forex_check.rules.monitoring.queries import metric_family, promql_selectors
 from forex_check.rules.monitoring.scrape import prometheus_seconds
 
@@ -187,6 +187,78 @@ class MonitoringFails(ManifestsTestCase):
         self.component_object("monitoring/prometheusrule.yaml", "PrometheusRule", "forex", lambda d: d["metadata"]["labels"].pop("release"))
         self.assert_fails_with(r"FAIL scrape", r"PrometheusRule forex/forex .*has no label release: kube-prometheus-stack's Prometheus")
 
+    def alertmanager_route(self, change) -> None:
+        """Apply change(route, plain) to the AlertmanagerConfig's spec.route
+        (plain False) and to the first route of its plain file (plain True)."""
+        self.component_object("monitoring/alertmanagerconfig.yaml", "AlertmanagerConfig", "forex", lambda d: change(d["spec"]["route"], False))
+        self.plain_alertmanager_route(lambda route: change(route, True))
+
+    def plain_alertmanager_route(self, change) -> None:
+        path = self.root / "manifests" / "components" / "monitoring" / "alertmanager" / "forex.routes.yaml"
+        doc = yaml.safe_load(path.read_text())
+        change(doc["route"]["routes"][0])
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def test_misspelled_alertmanagerconfig_field(self):
+        self.component_object(
+            "monitoring/alertmanagerconfig.yaml", "AlertmanagerConfig", "forex", lambda d: d["spec"]["route"].update(groupwait="0s")
+        )
+        self.assert_fails_with(r"FAIL crd-schema", r"AlertmanagerConfig forex/forex .*'groupwait' was unexpected")
+
+    def test_alertmanagerconfig_and_plain_file_differ(self):
+        self.plain_alertmanager_route(lambda route: route.update(group_wait="10s"))
+        self.assert_fails_with(
+            r"FAIL rule-files",
+            r"AlertmanagerConfig forex/forex .*spec.route differs from the first route of "
+            r"manifests/components/monitoring/alertmanager/forex.routes.yaml \(first at group_wait\)",
+        )
+
+    def test_plain_file_without_the_namespace_matcher_the_operator_adds(self):
+        self.plain_alertmanager_route(lambda route: route.update(matchers=route["matchers"][:1]))
+        self.assert_fails_with(r"FAIL rule-files", r"spec.route differs from the first route of .*forex.routes.yaml \(first at matchers \(length 2 vs 1\)\)")
+
+    def test_critical_alert_routed_with_a_wait(self):
+        # Without a group_wait of its own, the route takes its parent's: 30 s
+        # in kube-prometheus-stack, past the promise.
+        def drop(route, plain):
+            route.pop("group_wait" if plain else "groupWait")
+
+        self.alertmanager_route(drop)
+        self.assert_fails_with(
+            r"FAIL alerts",
+            r"alert ForexRatesStale: critical, but the route of AlertmanagerConfig forex/forex .* waits group_wait 30s before notifying",
+        )
+
+    def test_alert_without_the_namespace_label_misses_the_route(self):
+        self.alert_rules(lambda groups: self.rule(groups, "ForexEdgeErrorsTraefik")["labels"].pop("namespace"))
+        self.assert_fails_with(
+            r"FAIL alerts",
+            r"alert ForexEdgeErrorsTraefik: labels.namespace is None, not 'forex'",
+            r"alert ForexEdgeErrorsTraefik: the route of AlertmanagerConfig forex/forex .* matches on label 'namespace', which the rule does not set",
+        )
+
+    def test_alert_the_route_does_not_take(self):
+        def only_stale_rates(route, plain):
+            if plain:
+                route["matchers"][0] = 'alertname=~"ForexRates.+"'
+            else:
+                route["matchers"][0]["value"] = "ForexRates.+"
+
+        self.alertmanager_route(only_stale_rates)
+        self.assert_fails_with(r"FAIL alerts", r"alert ForexValkeyDown: its labels do not reach the route of AlertmanagerConfig forex/forex")
+
+    def test_hpa_that_no_autoscaler_of_the_manifests_is(self):
+        def misspell(groups):
+            rule = self.rule(groups, "ForexEdgeAtMaxReplicas")
+            rule["expr"] = rule["expr"].replace("keda-hpa-forex-edge", "keda-forex-edge")
+
+        self.alert_rules(misspell)
+        self.assert_fails_with(
+            r"FAIL metrics",
+            r"alert ForexEdgeAtMaxReplicas: kube_horizontalpodautoscaler_status_current_replicas\{horizontalpodautoscaler=~'forex-edge\|keda-forex-edge'\}: "
+            r"'keda-forex-edge' is no autoscaler of the manifests \(forex-edge, keda-hpa-forex-edge\)",
+        )
+
     def test_dashboard_panel_with_a_fixed_data_source(self):
         self.dashboard(lambda board: self.panel(board, "Oldest rate age").update(datasource={"type": "prometheus", "uid": "prometheus"}))
         self.assert_fails_with(r"FAIL dashboards", r"panel 'Oldest rate age' uses data source 'prometheus', not the variable \$\{datasource\}")
@@ -199,7 +271,7 @@ class MonitoringFails(ManifestsTestCase):
         self.replace_text("base/valkey.yaml", self.EXPORTER_LINE, self.EXPORTER_LINE + "+set +del ")
         self.assert_fails_with(
             r"FAIL exporter-acl",
-            r"Deployment forex/valkey .*ACL user exporter: \+del: more than it needs \(it reads with get, hgetall only\)",
+            r"StatefulSet forex/valkey .*ACL user exporter: \+del: more than it needs \(it reads with get, hgetall only\)",
             r"ACL user exporter: \+set: more than it needs",
         )
 
@@ -276,4 +348,28 @@ class MonitoringReaders(unittest.TestCase):
     def test_traefik_names_an_ingress_backend(self):
         self.assertEqual(traefik_service_name("forex", {"name": "forex-edge", "port": {"number": 80}}), "forex-forex-edge-80@kubernetes")
         self.assertEqual(traefik_service_name("a.b", {"name": "svc", "port": {"name": "http"}}), "a-b-svc-http@kubernetes")
+
+    def test_hpa_names_against_the_autoscalers(self):
+        names = {"forex-edge", "keda-hpa-forex-edge"}
+        self.assertEqual(unknown_autoscalers("=", "forex-edge", names), [])
+        self.assertEqual(unknown_autoscalers("=~", "forex-edge|keda-hpa-forex-edge", names), [])
+        self.assertEqual(unknown_autoscalers("=~", "forex-edge|keda-forex-edge", names), ["keda-forex-edge"])
+        self.assertEqual(unknown_autoscalers("=~", "(keda-hpa-)?forex-edge", names), [])
+        self.assertEqual(unknown_autoscalers("=~", "shop-.*", names), ["shop-.*"])
+
+    def test_alertmanager_routes_as_the_operator_makes_them(self):
+        self.assertEqual(parse_matcher('alertname=~"Forex.+"'), ("alertname", "=~", "Forex.+"))
+        self.assertEqual(parse_matcher("severity = critical"), ("severity", "=", "critical"))
+        self.assertIsNone(parse_matcher("not a matcher"))
+        route = {"receiver": "r", "matchers": [{"name": "alertname", "matchType": "=~", "value": "Forex.+"}], "groupWait": "0s",
+                 "routes": [{"matchers": [{"name": "severity", "value": "warning"}], "groupWait": "1m"}]}
+        made = operator_route(route, "forex")
+        plain = {"receiver": "r", "matchers": ['alertname=~"Forex.+"', 'namespace="forex"'], "group_wait": "0s", "continue": True,
+                 "routes": [{"matchers": ["severity=warning"], "group_wait": "1m", "continue": False}]}
+        self.assertEqual(made, plain_route(plain))
+        # The deepest route that matches, with the timing it inherits.
+        self.assertEqual(route_of(made, {"alertname": "ForexQuotaAtRisk", "namespace": "forex", "severity": "warning"})[1], {"group_wait": "1m"})
+        self.assertEqual(route_of(made, {"alertname": "ForexRatesStale", "namespace": "forex", "severity": "critical"})[1], {"group_wait": "0s"})
+        self.assertIsNone(route_of(made, {"alertname": "KubeHpaMaxedOut", "namespace": "forex", "severity": "warning"}))
+        self.assertEqual(route_of(made, {"alertname": "ForexRatesStale", "severity": "critical"}), "namespace")
 

@@ -36,8 +36,8 @@ class NetworkingFails(ManifestsTestCase):
         self.assert_fails_with(r"FAIL selectors", r"spec.ingress\[0\].from\[0\].podSelector .* selects no pod")
 
     def test_service_selecting_no_pod(self):
-        self.edit("base/valkey.yaml", "Service", "valkey", lambda d: d["spec"]["selector"].update({"app.kubernetes.io/name": "valkey-server"}))
-        self.assert_fails_with(r"FAIL selectors", r"Service forex/valkey .*spec.selector .* selects no pod")
+        self.edit("base/valkey.yaml", "Service", "valkey-read", lambda d: d["spec"]["selector"].update({"app.kubernetes.io/name": "valkey-server"}))
+        self.assert_fails_with(r"FAIL selectors", r"Service forex/valkey-read .*spec.selector .* selects no pod")
 
     # -- disruption ----------------------------------------------------------
 

@@ -59,7 +59,7 @@ class SecurityFails(ManifestsTestCase):
         def drop_limits(d):
             d["spec"]["template"]["spec"]["initContainers"][0]["resources"].pop("limits")
 
-        self.edit("base/valkey.yaml", "Deployment", "valkey", drop_limits)
+        self.edit("base/valkey.yaml", "StatefulSet", "valkey", drop_limits)
         self.assert_fails_with(r"FAIL hardening", r"initContainer 'render-config': resources.limits lacks cpu, memory")
 
     def test_container_running_as_root(self):

@@ -154,7 +154,7 @@ class SpinAppFails(ManifestsTestCase):
                 if e["name"] == name:
                     e["value"] = value
 
-        self.edit("base/valkey.yaml", "Deployment", "valkey", change)
+        self.edit("base/valkey.yaml", "StatefulSet", "valkey", change)
 
     def test_valkey_acl_channel_other_than_the_spinapps(self):
         self.valkey_acl_env("RATES_CHANNEL", "rates_changed")

@@ -11,7 +11,7 @@ class ValkeyTlsFails(ManifestsTestCase):
     """A Valkey or a client that could talk in clear, or not verify, fails."""
 
     def valkey_deployment(self, change) -> None:
-        self.edit("base/valkey.yaml", "Deployment", "valkey", lambda d: change(d["spec"]["template"]["spec"]))
+        self.edit("base/valkey.yaml", "StatefulSet", "valkey", lambda d: change(d["spec"]["template"]["spec"]))
 
     @staticmethod
     def container(pod: dict, name: str) -> dict:
@@ -24,7 +24,7 @@ class ValkeyTlsFails(ManifestsTestCase):
         self.example_valkey_url("edge-url", lambda url: url.replace("rediss://", "redis://"))
         self.assert_fails_with(
             r"FAIL valkey-urls",
-            r"\[overlay production\] SpinApp forex/forex-edge .*variable 'valkey_url': redis://edge:\*\*\*@valkey.forex.svc.cluster.local:6379 is a redis:// URL in clear",
+            r"\[overlay production\] SpinApp forex/forex-edge .*variable 'valkey_url': redis://edge:\*\*\*@valkey-read.forex.svc.cluster.local:6379 is a redis:// URL in clear",
             r"\[overlay runtime-shim\] SpinApp forex/forex-edge .*variable 'valkey_url': redis://edge:\*\*\*@",
         )
 
@@ -32,7 +32,7 @@ class ValkeyTlsFails(ManifestsTestCase):
         self.example_valkey_url("refresher-url", lambda url: url + "/#insecure")
         self.assert_fails_with(
             r"FAIL valkey-urls",
-            r"\[overlay production\] CronJob forex/refresher .*container 'refresher' env VALKEY_URL: rediss://:\*\*\*@valkey.forex.svc.cluster.local:6379/#insecure has #insecure",
+            r"\[overlay production\] CronJob forex/refresher .*container 'refresher' env VALKEY_URL: rediss://:\*\*\*@valkey-read.forex.svc.cluster.local:6379/#insecure has #insecure",
         )
 
     def test_production_valkey_url_in_clear_in_an_example_secrets_data(self):
@@ -62,11 +62,19 @@ class ValkeyTlsFails(ManifestsTestCase):
 
     def test_valkey_with_a_plain_port(self):
         self.replace_text("base/valkey.yaml", "'port 0'", "'port 6380'")
-        self.assert_fails_with(r"FAIL valkey-tls", r"Deployment forex/valkey .*container 'valkey': opens the plain port 6380: .*set `port 0`")
+        self.assert_fails_with(
+            r"FAIL valkey-tls",
+            r"StatefulSet forex/valkey .*container 'valkey': opens the plain port 6380: .*set `port 0`",
+            r"StatefulSet forex/valkey .*container 'sentinel': opens the plain port 6380: ",
+        )
 
     def test_valkey_without_a_port_directive_opens_the_default(self):
         self.replace_text("base/valkey.yaml", "'port 0' \\\n", "")
-        self.assert_fails_with(r"FAIL valkey-tls", r"container 'valkey': opens the plain port 6379 \(Valkey's default when `port` is not set\)")
+        self.assert_fails_with(
+            r"FAIL valkey-tls",
+            r"container 'valkey': opens the plain port 6379 \(Valkey's default when `port` is not set\)",
+            r"container 'sentinel': opens the plain port 26379 \(Sentinel's default when `port` is not set\)",
+        )
 
     def test_valkey_plain_port_on_the_command_line(self):
         self.valkey_deployment(lambda pod: self.container(pod, "valkey")["command"].extend(["--port", "6379"]))
@@ -85,13 +93,16 @@ class ValkeyTlsFails(ManifestsTestCase):
 
     def test_valkey_service_to_a_port_valkey_does_not_serve_tls_on(self):
         self.replace_text("base/valkey.yaml", "'tls-port 6379'", "'tls-port 6380'")
-        self.assert_fails_with(r"FAIL valkey-tls", r"Service forex/valkey .*port 6379 goes to container port 6379 of Deployment forex/valkey .*not Valkey's tls-port 6380")
+        self.assert_fails_with(
+            r"FAIL valkey-tls",
+            r"Service forex/valkey-read .*port 6379 goes to container port 6379 of StatefulSet forex/valkey .*not the tls-port of one of its Valkeys \(6380 \(valkey\), 26379 \(sentinel\)\)",
+        )
 
     def test_valkey_certificate_not_covering_valkey_host(self):
-        self.edit("base/valkey.yaml", "Certificate", "valkey-tls", lambda d: d["spec"]["dnsNames"].remove("valkey.forex.svc.cluster.local"))
+        self.edit("base/valkey.yaml", "Certificate", "valkey-tls", lambda d: d["spec"]["dnsNames"].remove("valkey-read.forex.svc.cluster.local"))
         self.assert_fails_with(
             r"FAIL valkey-certificate",
-            r"\[base\] Certificate forex/valkey-tls .*do not cover 'valkey.forex.svc.cluster.local' \(valkey_host of SpinApp forex/forex-edge",
+            r"\[base\] Certificate forex/valkey-tls .*do not cover 'valkey-read.forex.svc.cluster.local' \(valkey_host of SpinApp forex/forex-edge",
         )
 
     def test_valkey_certificate_mounted_with_subpath(self):

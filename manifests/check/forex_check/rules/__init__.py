@@ -7,7 +7,7 @@ The first four judge the loading itself and see kubectl's renders too; the
 project's rules read the checker's own loads, which the kustomize rule
 proves equal to what kubectl renders."""
 
-from . import autoscaling, freshness, images, loading, networking, security, spinapp, tls, valkey
+from . import autoscaling, freshness, images, loading, networking, security, spinapp, tls, valkey, valkey_ha
 from .monitoring import alerts, exporter, metrics, scrape
 
 RULES = (
@@ -35,6 +35,12 @@ RULES = (
     valkey.valkey_tls_only,
     valkey.valkey_certificate,
     valkey.valkey_ca,
+    valkey_ha.valkey_ha_quorum,
+    valkey_ha.valkey_ha_acl,
+    valkey_ha.valkey_ha_tls,
+    valkey_ha.valkey_ha_spread,
+    valkey_ha.valkey_ha_writes,
+    valkey_ha.valkey_sentinel_clients,
     networking.selectors,
     networking.disruption,
     security.secrets,

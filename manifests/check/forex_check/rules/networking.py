@@ -162,9 +162,9 @@ def references(ctx: Context, c: Check) -> None:
     set; every Secret key it reads is described by secrets.example.yaml;
     every Ingress backend is a Service of the set with that port (or the
     Service spin-operator makes for a SpinApp, on port 80)."""
-    examples = example_secrets(ctx.sets)
     n = set()
     for s in deployable(ctx.sets):
+        examples = example_secrets(ctx.sets, s)
         for o in s.objects:
             ns = o.namespace or "default"
             refs = []

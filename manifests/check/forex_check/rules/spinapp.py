@@ -10,15 +10,19 @@ import re
 from ..context import CLUSTER_DIR, Context, spin_variables
 from ..kustomize import CLUSTER_SCOPED
 from ..model import Check, applied_before, containers_of, deployable, get, pod_spec, rule
+from ..valkey_config import valkey_servers
 from ..workloads import (
     REFRESHER_DEFAULTS,
     UNRESOLVED,
     env_value,
+    example_secret,
+    example_secrets,
     exporter_containers,
     mount_holding,
     spinapp_executors,
     spinapp_variable,
 )
+from .valkey import valkey_behind
 
 # The containerd runtime handler K3s registers when it finds
 # containerd-shim-spin-v2 on a node (manifests/README.md, "Nodes").
@@ -213,9 +217,10 @@ def variables(ctx: Context, c: Check) -> None:
 def outbound(ctx: Context, c: Check) -> None:
     """The components may reach Valkey and nothing else: every
     allowed_outbound_hosts entry of spin.toml is redis://{{ valkey_host }} or
-    (TLS) rediss://{{ valkey_host }}, and the SpinApp's valkey_host is the
-    Valkey Service of its namespace (valkey[.<ns>[.svc[.cluster.local]]]:6379),
-    the host the example Secret's edge-url connects to."""
+    (TLS) rediss://{{ valkey_host }}, and the SpinApp's valkey_host is a
+    Valkey Service of its namespace (NAME[.<ns>[.svc[.cluster.local]]]:PORT,
+    NAME valkey or valkey-read) whose port goes to a Valkey data node's
+    tls-port, the host the example Secret's edge-url connects to."""
     spin = ctx.spin
     components = spin.get("component") or {}
     if "valkey_host" not in spin_variables(spin):
@@ -228,7 +233,8 @@ def outbound(ctx: Context, c: Check) -> None:
                     f"only Valkey: use exactly 'redis://{{{{ valkey_host }}}}' or 'rediss://{{{{ valkey_host }}}}'"
                 )
     hosts = set()
-    for s in ctx.sets:
+    for s in deployable(ctx.sets):
+        examples = example_secrets(ctx.sets, s)
         for app in s.of_kind("SpinApp"):
             ns = app.namespace or "default"
             var = spinapp_variable(app, "valkey_host")
@@ -238,25 +244,26 @@ def outbound(ctx: Context, c: Check) -> None:
             if value is None:
                 c.fail(f"{app.ref()}: valkey_host must be an inline value (it is not secret), so it can be checked")
                 continue
-            pattern = rf"valkey(\.{re.escape(ns)}(\.svc(\.cluster\.local)?)?)?:6379"
-            if not re.fullmatch(pattern, value):
+            pattern = rf"(valkey|valkey-read)(\.{re.escape(ns)}(\.svc(\.cluster\.local)?)?)?:(\d+)"
+            m = re.fullmatch(pattern, value)
+            if not m:
                 c.fail(
                     f"{app.ref()}: valkey_host {value!r} is not the Valkey Service of namespace {ns} "
-                    f"(expected e.g. valkey.{ns}.svc.cluster.local:6379)"
+                    f"(expected e.g. valkey-read.{ns}.svc.cluster.local:6379)"
                 )
-            if s.deployable and s.find("Service", ns, "valkey") is None:
-                c.fail(f"{app.ref()}: there is no Service valkey in namespace {ns}")
+            else:
+                svc, why = valkey_behind(s, value.rsplit(":", 1)[0], int(m.group(5)), sentinel=False)
+                if svc is None:
+                    c.fail(f"[{s.label}] {app.ref()}: valkey_host {value!r} reaches no Valkey: {why}")
             hosts.add(value)
-    # The example edge-url must point at the same host, or copying it would break the edge.
-    for s in ctx.sets:
-        if s.deployable:
-            continue
-        for secret in s.of_kind("Secret"):
-            url = get(secret.doc, "stringData", "edge-url")
+            # The example edge-url must point at the same host, or copying it would break the edge.
+            secret_ref = get(spinapp_variable(app, "valkey_url") or {}, "valueFrom", "secretKeyRef") or {}
+            example = example_secret(examples, ns, secret_ref.get("name")) if secret_ref else None
+            url = get(example.doc, "stringData", secret_ref.get("key")) if example else None
             if url:
                 m = re.fullmatch(r"rediss?://[^@/]*@([^/?#]+)/?.*", url)
-                if not m or m.group(1) not in hosts:
-                    c.fail(f"{secret.ref()}: edge-url's host is not the SpinApp's valkey_host ({', '.join(sorted(hosts))})")
+                if not m or m.group(1) != value:
+                    c.fail(f"[{s.label}] {example.ref()}: {secret_ref.get('key')}'s host is not the SpinApp's valkey_host ({value})")
     n_hosts = sum(len(comp.get("allowed_outbound_hosts") or []) for comp in components.values())
     c.summary = f"{len(components)} component(s), {n_hosts} outbound host(s), all redis[s]://{{{{ valkey_host }}}} = {', '.join(sorted(hosts))}"
 
@@ -266,9 +273,10 @@ def rates_contract(ctx: Context, c: Check) -> None:
     """The Valkey key and channel are the same everywhere: the
     SpinApp's rates_key/rates_channel (or spin.toml's defaults), the key and
     channel Valkey's ACL grants the edge (RATES_KEY/RATES_CHANNEL of the
-    Deployment valkey), the ones the refresher writes (its
-    RATES_KEY/RATES_CHANNEL, or its defaults), and the key the exporter
-    (components/monitoring) reads."""
+    containers of each Valkey workload of the namespace, the base's
+    StatefulSet or components/valkey-single's Deployment), the ones the
+    refresher writes (its RATES_KEY/RATES_CHANNEL, or its defaults), and the
+    key the exporter (components/monitoring) reads."""
     declared = spin_variables(ctx.spin)
     refresher_image = ctx.image_built_from("refresher")
     agreed = set()
@@ -284,10 +292,10 @@ def rates_contract(ctx: Context, c: Check) -> None:
                     c.fail(f"{app.ref()}: {var} must be an inline value (it is not secret), so it can be checked")
                     continue
                 expected[env] = str(v["value"]) if v is not None else str(declared.get(var, {}).get("default"))
-            valkey = s.find("Deployment", ns, "valkey")
-            if valkey is None:
-                c.fail(f"{app.ref()}: there is no Deployment valkey in namespace {ns}")
-            else:
+            valkeys = list({v.obj.identity(): v.obj for v in valkey_servers(s) if not v.sentinel and v.obj.namespace == ns}.values())
+            if not valkeys:
+                c.fail(f"{app.ref()}: there is no Valkey (a workload running valkey-server) in namespace {ns}")
+            for valkey in valkeys:
                 acl = [cont for _, cont in containers_of(pod_spec(valkey) or {}) if any(env_value(s, valkey, cont, env) is not None for _, env in pairs)]
                 if not acl:
                     c.fail(f"{valkey.ref()}: no container sets RATES_KEY/RATES_CHANNEL, from which the edge's ACL is written")

@@ -2,22 +2,21 @@
 serves TLS only, with a certificate cert-manager keeps and Valkey reloads,
 and every client reaches it by a TLS URL and can verify that certificate.
 Valkey's configuration is read from what its init container writes and its
-command line."""
+command line (valkey_config.py); a Sentinel is a Valkey here too. The
+replicated topology's own rules are in valkey_ha.py."""
 
 from __future__ import annotations
 
 import ipaddress
 import posixpath
 import re
-import shlex
-from dataclasses import dataclass
 
 from .. import redis_url
 from ..context import Context
 from ..model import Check, Obj, ObjectSet, applied_with, containers_of, deployable, get, pod_spec, rule
+from ..valkey_config import ValkeyServer, valkey_servers
 from ..workloads import (
     certificate_making,
-    container_script,
     dns_name_covers,
     example_secret_value,
     example_secrets,
@@ -32,10 +31,9 @@ from ..workloads import (
 # Overlays that may reach Valkey only over TLS: no redis:// URL, no #insecure.
 TLS_ONLY_OVERLAYS = ("production", "runtime-shim")
 
-# A Redis/Valkey URL: plain (redis://, valkey://) or TLS (rediss://, valkeys://).
+# A Redis/Valkey URL: plain (redis://, valkey://) or TLS (rediss://, valkeys://);
+# a Sentinel's URL is one too.
 VALKEY_URL = re.compile(r"\b((?:redis|valkey)s?)://([^\s\"']*)", re.I)
-# The programs that serve Valkey (the image's valkey-server; redis-server alike).
-VALKEY_SERVERS = {"valkey-server", "redis-server"}
 # The protocol versions Valkey may offer (tls-protocols): TLS 1.2 and later.
 TLS_PROTOCOLS = {"TLSv1.2", "TLSv1.3"}
 # The Secret key spin-operator v0.6.1 mounts from an executor's caCertSecret
@@ -44,8 +42,11 @@ SPIN_CA_KEY = "ca-certificates.crt"
 # cert-manager's key of the issuing CA's certificate in a certificate's Secret.
 CERT_CA_KEY = "ca.crt"
 # The environment variables by which the native clients (refresher, exporter)
-# take Valkey's URL and the extra CA file they trust (ops/src/valkey.rs).
+# take Valkey's URL, the Sentinels' URL and the primary's name (with
+# Sentinels), and the extra CA file they trust (ops/src/valkey.rs).
 VALKEY_URL_ENV = "VALKEY_URL"
+SENTINELS_ENV = "VALKEY_SENTINELS"
+PRIMARY_NAME_ENV = "VALKEY_PRIMARY_NAME"
 CA_FILE_ENV = "SSL_CERT_FILE"
 
 
@@ -63,95 +64,6 @@ def certificate_covers(cert: Obj, host: str) -> bool:
     except ValueError:
         return any(dns_name_covers(str(p), host) for p in get(cert.doc, "spec", "dnsNames", default=[]) or [])
     return any(ipaddress.ip_address(str(a)) == ip for a in get(cert.doc, "spec", "ipAddresses", default=[]) or [])
-
-
-def printf_lines(script: str) -> list[str] | str:
-    """The lines a shell script writes with `printf '%s\\n' 'line' ...`
-    (each argument one line, as printf writes them); the reason when one
-    cannot be read."""
-    out, lines, i = [], script.splitlines(), 0
-    while i < len(lines):
-        text = lines[i].strip()
-        i += 1
-        if not re.match(r"printf\s+'%s\\n'", text):
-            continue
-        while text.endswith("\\") and i < len(lines):
-            text = text[:-1] + " " + lines[i].strip()
-            i += 1
-        try:
-            words = shlex.split(text)
-        except ValueError as e:
-            return f"cannot read a printf line of its config script: {e}"
-        if any("$" in w for w in words[2:]):
-            return "a printf '%s\\n' line of its config script writes a $variable, which this checker cannot resolve"
-        out += words[2:]
-    return out
-
-
-def config_directives(lines: list[str]) -> dict[str, str]:
-    """Valkey config lines as {directive (lower case): value, quotes removed};
-    a later line wins, as in Valkey."""
-    out = {}
-    for line in lines:
-        name, _, value = line.strip().partition(" ")
-        if not name or name.startswith("#"):
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        out[name.lower()] = value
-    return out
-
-
-@dataclass
-class ValkeyServer:
-    """A Valkey of the manifests: the workload, its valkey-server container
-    and the directives it runs with (None, with `problem`, when the
-    manifests do not show them)."""
-
-    obj: Obj
-    container: dict
-    directives: dict[str, str] | None
-    problem: str = ""
-
-
-def valkey_servers(s: ObjectSet) -> list[ValkeyServer]:
-    """Every container of the set that runs valkey-server, with the
-    directives of its config: the lines the pod's init containers write into
-    the config file it is started with (`printf '%s\\n' 'directive value' ...`,
-    as base/valkey.yaml does), then its `--directive value` arguments, which
-    Valkey applies after the file."""
-    out = []
-    for o in s.objects:
-        spec = pod_spec(o) or {}
-        for cont in spec.get("containers") or []:
-            words = [str(w) for w in (cont.get("command") or []) + (cont.get("args") or [])]
-            start = next((i for i, w in enumerate(words) if posixpath.basename(w) in VALKEY_SERVERS), None)
-            if start is None:
-                continue
-            rest = words[start + 1 :]
-            files = []
-            while rest and not rest[0].startswith("--"):
-                files.append(rest.pop(0))
-            lines, problem = [], ""
-            for path in files:
-                writers = [c for c in spec.get("initContainers") or [] if path in container_script(c)]
-                if not writers:
-                    problem = f"its config file {path} is written by no init container; this checker reads the config an init container writes with printf '%s\\n' lines"
-                for writer in writers:
-                    written = printf_lines(container_script(writer))
-                    if isinstance(written, str):
-                        problem = f"init container {writer.get('name')!r}: {written}"
-                    else:
-                        lines += written
-            while rest:
-                name = rest.pop(0)[2:]
-                value = []
-                while rest and not rest[0].startswith("--"):
-                    value.append(rest.pop(0))
-                lines.append(f"{name} {' '.join(value)}")
-            out.append(ValkeyServer(o, cont, None if problem else config_directives(lines), problem))
-    return out
 
 
 def valkey_tls_secret(s: ObjectSet, server: ValkeyServer) -> tuple[str | None, str]:
@@ -182,24 +94,75 @@ def valkey_tls_secret(s: ObjectSet, server: ValkeyServer) -> tuple[str | None, s
     return names.pop(), ""
 
 
+def service_names(svc: Obj) -> set[str]:
+    """The host names of a Service inside the cluster: NAME, NAME.NS,
+    NAME.NS.svc, NAME.NS.svc.cluster.local."""
+    ns = svc.namespace or "default"
+    return {svc.name, f"{svc.name}.{ns}", f"{svc.name}.{ns}.svc", f"{svc.name}.{ns}.svc.cluster.local"}
+
+
+def service_targets(s: ObjectSet, svc: Obj) -> list[tuple[dict, Obj, dict | None, object]]:
+    """(port, workload, container, container port number or the unresolved
+    targetPort) for every port of a Service and every workload it selects."""
+    out = []
+    for o in s.objects:
+        spec = pod_spec(o)
+        if spec is None:
+            continue
+        labels = pod_labels(o) or {}
+        if not service_selects(svc, o.namespace, labels):
+            continue
+        for p in get(svc.doc, "spec", "ports", default=[]) or []:
+            target = p.get("targetPort", p.get("port"))
+            found = None
+            for _, cont in containers_of(spec):
+                for cp in cont.get("ports") or []:
+                    if (isinstance(target, str) and cp.get("name") == target) or (not isinstance(target, str) and cp.get("containerPort") == target):
+                        found = (cont, cp.get("containerPort"))
+            out.append((p, o, found[0] if found else None, found[1] if found else target))
+    return out
+
+
+def valkey_behind(s: ObjectSet, host: str, port: int | None, sentinel: bool) -> tuple[Obj | None, str]:
+    """The Service of the set that host:port names and whose port goes to a
+    Valkey data node's (sentinel: a Sentinel's) tls-port; else None and
+    why not."""
+    kind = "Sentinel" if sentinel else "Valkey data node"
+    services = [svc for svc in s.of_kind("Service") if host.lower().rstrip(".") in service_names(svc)]
+    if not services:
+        return None, f"{host!r} is no Service of the set"
+    servers = valkey_servers(s)
+    for svc in services:
+        for p, o, cont, number in service_targets(s, svc):
+            if port is not None and p.get("port") != port:
+                continue
+            if any(v.obj is o and v.container is cont and v.sentinel == sentinel and v.tls_port() == str(number) for v in servers):
+                return svc, ""
+    return None, f"port {port} of Service {services[0].name} goes to no {kind}'s tls-port"
+
+
 @rule("valkey-urls")
 def valkey_urls(ctx: Context, c: Check) -> None:
     """In the overlays production and runtime-shim (TLS_ONLY_OVERLAYS) every
-    Valkey URL is TLS: no redis:// (or valkey://) URL and none with the
-    fragment #insecure, which makes Spin skip the certificate check (redis-rs
-    with native-tls) and the allowed-hosts check cannot see. Judged on every
-    value the overlay's workloads and SpinApps read: literals, ConfigMap keys,
-    and the example Secrets' keys (stringData or data) they stand for."""
-    examples = example_secrets(ctx.sets)
+    Valkey URL is TLS, the Sentinels' (VALKEY_SENTINELS) included: no
+    redis:// (or valkey://) URL and none with the fragment #insecure, which
+    makes Spin skip the certificate check (redis-rs with native-tls) and the
+    allowed-hosts check cannot see. Judged on every value the overlay's
+    workloads and SpinApps read: literals, ConfigMap keys, and the example
+    Secrets' keys (stringData or data) they stand for."""
     n = set()  # (where) of every value holding a Valkey URL
+    sentinel_urls = set()
     for s in deployable(ctx.sets):
         if s.label.removeprefix("overlay ") not in TLS_ONLY_OVERLAYS:
             continue
+        examples = example_secrets(ctx.sets, s)
         for o in s.objects:
-            for where, _, value in resolved_values(s, examples, o):
+            for where, variable, value in resolved_values(s, examples, o):
                 for m in VALKEY_URL.finditer(value or ""):
                     url = m.group(0)
                     n.add(where)
+                    if variable == SENTINELS_ENV:
+                        sentinel_urls.add(where)
                     parsed = redis_url.parse(url)
                     if parsed is None:
                         c.fail(f"[{s.label}] {where}: {redis_url.redact(url)}: not a valid Valkey URL")
@@ -214,72 +177,76 @@ def valkey_urls(ctx: Context, c: Check) -> None:
                             f"[{s.label}] {where}: {parsed.redacted()} has #insecure, which makes Spin skip the check of "
                             f"Valkey's certificate and host name (runtime-shim and the refresher refuse it): remove it"
                         )
-    c.summary = f"{len(n)} setting(s) with a Valkey URL in {', '.join(TLS_ONLY_OVERLAYS)}, all rediss:// without #insecure"
+    c.summary = (
+        f"{len(n)} setting(s) with a Valkey URL ({len(sentinel_urls)} of Sentinels) in {', '.join(TLS_ONLY_OVERLAYS)}, "
+        f"all rediss:// without #insecure"
+    )
 
 
 @rule("valkey-tls")
 def valkey_tls_only(ctx: Context, c: Check) -> None:
-    """Every Valkey serves TLS only: `port 0` (Valkey opens 6379 in clear
-    when `port` is not set), a `tls-port`, `tls-cert-file` and
-    `tls-key-file`; `tls-protocols`, when set, offers only TLS 1.2 and 1.3;
-    and every Service selecting it sends its ports to that tls-port."""
+    """Every Valkey, data node or Sentinel, serves TLS only: `port 0` (Valkey
+    opens 6379 in clear when `port` is not set, Sentinel 26379), a
+    `tls-port`, `tls-cert-file` and `tls-key-file`; `tls-protocols`, when
+    set, offers only TLS 1.2 and 1.3; and every port of every Service
+    selecting its pods goes to the tls-port of one of the pod's Valkeys."""
     n = set()
     for s in deployable(ctx.sets):
-        for server in valkey_servers(s):
-            where = f"{server.obj.ref()}: container {server.container.get('name')!r}"
-            n.add(server.obj.identity())
+        servers = valkey_servers(s)
+        for server in servers:
+            where = server.where()
+            n.add((server.obj.identity(), server.container.get("name")))
             if server.directives is None:
-                c.fail(f"{where}: cannot tell whether Valkey serves TLS only: {server.problem}")
+                c.fail(f"{where}: cannot tell whether {server.kind} serves TLS only: {server.problem}")
                 continue
             d = server.directives
-            port = d.get("port", "6379")
+            default = "26379" if server.sentinel else "6379"
+            port = d.get("port", default)
             if port != "0":
                 c.fail(
                     f"{where}: opens the plain port {port}"
-                    + ("" if "port" in d else " (Valkey's default when `port` is not set)")
+                    + ("" if "port" in d else f" ({server.kind}'s default when `port` is not set)")
                     + ": passwords and rates would cross the network in clear; set `port 0` and serve on tls-port"
                 )
-            tls_port = d.get("tls-port", "0")
-            if tls_port in ("", "0"):
-                c.fail(f"{where}: has no tls-port: Valkey would serve no TLS; set tls-port 6379")
+            if server.tls_port() is None:
+                c.fail(f"{where}: has no tls-port: {server.kind} would serve no TLS; set tls-port {default}")
             for directive in ("tls-cert-file", "tls-key-file"):
                 if not d.get(directive):
-                    c.fail(f"{where}: has no {directive}: Valkey cannot serve TLS without its certificate and key")
+                    c.fail(f"{where}: has no {directive}: {server.kind} cannot serve TLS without its certificate and key")
             protocols = d.get("tls-protocols")
             if protocols is not None and (not protocols.split() or set(protocols.split()) - TLS_PROTOCOLS):
                 c.fail(f"{where}: tls-protocols {protocols!r} offers more than TLS 1.2 and 1.3 ({' '.join(sorted(TLS_PROTOCOLS))})")
-            labels = pod_labels(server.obj) or {}
-            ports = {p.get("name"): p.get("containerPort") for p in server.container.get("ports") or []}
-            for svc in s.of_kind("Service"):
-                if not service_selects(svc, server.obj.namespace, labels):
+        for svc in s.of_kind("Service"):
+            for p, o, cont, number in service_targets(s, svc):
+                pod = [v for v in servers if v.obj is o]
+                if not pod or any(v.directives is None for v in pod):
                     continue
-                for p in get(svc.doc, "spec", "ports", default=[]) or []:
-                    target = p.get("targetPort", p.get("port"))
-                    number = ports.get(target) if isinstance(target, str) else target
-                    if tls_port not in ("", "0") and str(number) != tls_port:
-                        c.fail(
-                            f"{svc.ref()}: port {p.get('port')} goes to container port {number if number is not None else target!r} "
-                            f"of {server.obj.ref()}, not Valkey's tls-port {tls_port}"
-                        )
-    c.summary = f"{len(n)} Valkey(s) serve TLS 1.2+ only (port 0, tls-port, certificate and key), behind their Services"
+                if not any(v.container is cont and v.tls_port() == str(number) for v in pod):
+                    ports = ", ".join(f"{v.tls_port()} ({v.container.get('name')})" for v in pod if v.tls_port())
+                    c.fail(
+                        f"{svc.ref()}: port {p.get('port')} goes to container port {number!r} of {o.ref()}, "
+                        f"not the tls-port of one of its Valkeys ({ports or 'none'})"
+                    )
+    c.summary = f"{len(n)} Valkey(s) and Sentinel(s) serve TLS 1.2+ only (port 0, tls-port, certificate and key), behind their Services"
 
 
 @rule("valkey-certificate")
 def valkey_certificate(ctx: Context, c: Check) -> None:
     """Valkey's certificate is one cert-manager keeps, valid for every
-    name clients connect to: tls-cert-file and tls-key-file are files of a
-    Secret volume mounted as a directory (never subPath: renewals would not
-    reach Valkey), that Secret is made by a Certificate of the namespace, and
-    the Certificate covers the valkey_host of every SpinApp of the set and
-    the host of every Valkey URL its workloads read (the example Secrets')."""
-    examples = example_secrets(ctx.sets)
+    name clients connect to: every Valkey's (and Sentinel's) tls-cert-file
+    and tls-key-file are files of a Secret volume mounted as a directory
+    (never subPath: renewals would not reach it), that Secret is made by a
+    Certificate of the namespace, and the Certificate covers the valkey_host
+    of every SpinApp of the set and the host of every Valkey URL its
+    workloads read (the Sentinels' too; the example Secrets')."""
     covered = set()
     for s in deployable(ctx.sets):
         applied = applied_with(ctx.sets, s)
+        examples = example_secrets(ctx.sets, s)
         for server in valkey_servers(s):
             if server.directives is None:
                 continue  # valkey-tls reports it
-            where = f"{server.obj.ref()}: container {server.container.get('name')!r}"
+            where = server.where()
             secret, problem = valkey_tls_secret(s, server)
             if secret is None:
                 if server.directives.get("tls-cert-file"):
@@ -306,12 +273,15 @@ def valkey_certificate(ctx: Context, c: Check) -> None:
             for host, whose in sorted(hosts.items()):
                 covered.add((cert.identity(), host))
                 if not certificate_covers(cert, host):
-                    names = (get(cert.doc, "spec", "dnsNames", default=[]) or []) + (get(cert.doc, "spec", "ipAddresses", default=[]) or [])
                     c.fail(
-                        f"[{s.label}] {cert.ref()}: {names} do not cover {host!r} ({whose}): clients verify the host name "
+                        f"[{s.label}] {cert.ref()}: {certificate_names(cert)} do not cover {host!r} ({whose}): clients verify the host name "
                         f"and would refuse Valkey's certificate"
                     )
     c.summary = f"Valkey's certificate comes from a Certificate, mounted for renewals, valid for {len({h for _, h in covered})} host name(s) clients use"
+
+
+def certificate_names(cert: Obj) -> list[str]:
+    return (get(cert.doc, "spec", "dnsNames", default=[]) or []) + (get(cert.doc, "spec", "ipAddresses", default=[]) or [])
 
 
 @rule("valkey-ca")
@@ -326,9 +296,9 @@ def valkey_ca(ctx: Context, c: Check) -> None:
       ca-certificates.crt at /etc/ssl/certs/ca-certificates.crt; with
       installDefaultCACerts alone it would be the operator's public roots,
       without the internal CA), a Secret the examples describe with that key."""
-    examples = example_secrets(ctx.sets)
     n = set()
     for s in deployable(ctx.sets):
+        examples = example_secrets(ctx.sets, s)
         tls_secrets = {secret for server in valkey_servers(s) if server.directives for secret in [valkey_tls_secret(s, server)[0]] if secret}
         for o in s.objects:
             spec = pod_spec(o)
@@ -378,6 +348,7 @@ def valkey_ca(ctx: Context, c: Check) -> None:
     for s, _, app, ex in spinapp_executors(ctx.sets):
         if ex is None:
             continue  # apply-order reports it
+        examples = example_secrets(ctx.sets, s)
         n.add(app.identity())
         secret = get(ex.doc, "spec", "deploymentConfig", "caCertSecret")
         if not secret:

@@ -4,59 +4,38 @@ reads, and nothing more."""
 from __future__ import annotations
 
 import re
-import shlex
 
 from ...context import Context
 from ...model import Check, Obj, ObjectSet, containers_of, deployable, get, pod_spec, rule
-from ...workloads import REFRESHER_DEFAULTS, UNRESOLVED, container_script, env_value, example_secrets, exporter_containers
+from ...valkey_config import written_files
+from ...workloads import REFRESHER_DEFAULTS, env_value, example_secrets, exporter_containers
 
 # The exporter's Valkey ACL user. It reads the snapshot (RATES_KEY), rates:seq,
-# the per-day call counters and the last run's hash, with GET and HGETALL;
-# the connection commands are what a client library sends on connecting.
+# the per-day call counters and the last run's hash, with GET and HGETALL, and
+# the node's replication (INFO, which reads no key); the connection commands
+# are what a client library sends on connecting.
 EXPORTER_USER = "exporter"
 EXPORTER_KEY_PATTERNS = ("rates:seq", "oneframe:calls:*", "refresher:last-run")  # and RATES_KEY
-EXPORTER_COMMANDS = {"get", "hgetall"}
+EXPORTER_COMMANDS = {"get", "hgetall", "info"}
 CONNECTION_COMMANDS = {"ping", "auth", "hello", "client|setinfo", "client|setname"}
-
-UNSET = "<unset>"
 
 
 def valkey_acl_users(s: ObjectSet, obj: Obj, container: dict) -> dict[str, tuple[list[str], list[str]] | str]:
-    """The ACL users a container's shell script writes with
-    `printf 'user NAME RULES...\\n' "$VAR"...`: NAME -> (rules, names of the
-    variables the line uses that the container does not set), with each
-    `"$VAR"` replaced by the container's value (a Secret's by <secret>), as
-    printf would write them; or NAME -> the reason it cannot be read."""
-    script = container_script(container)
-    users, lines = {}, script.splitlines()
-    for i, line in enumerate(lines):
-        if not re.match(r"\s*printf\s+'user\s", line):
-            continue
-        text = line.strip()
-        while text.endswith("\\") and i + 1 < len(lines):
-            i += 1
-            text = text[:-1] + " " + lines[i].strip()
-        name = text.split()[2] if len(text.split()) > 2 else "?"
-        try:
-            words = shlex.split(text)
-        except ValueError as e:
-            users[name] = f"cannot read the printf line: {e}"
-            continue
-        unset, args = [], []
-        for word in words[2:]:
-            m = re.fullmatch(r"\$\{?(\w+)\}?", word)
-            value = env_value(s, obj, container, m.group(1)) if m else word
-            if value is None:
-                unset.append(m.group(1))
-                value = UNSET
-            args.append("<secret>" if value is UNRESOLVED else value)
-        try:
-            rendered = words[1].removesuffix("\\n") % tuple(args)
-        except (TypeError, ValueError) as e:
-            users[name] = f"printf would not render it ({e})"
-            continue
-        tokens = rendered.split()
-        users[tokens[1]] = (tokens[2:], unset)
+    """The ACL users a container's shell script writes into a config file
+    with `printf 'user NAME RULES...\\n' "$VAR"...` (valkey_config.py):
+    NAME -> (rules, names of the variables the line uses that the container
+    does not set), each `"$VAR"` replaced by the container's value (a
+    Secret's by <secret:...>), as printf would write them; or "" -> the
+    reason the script cannot be read."""
+    files, problem = written_files(s, obj, container)
+    users: dict[str, tuple[list[str], list[str]] | str] = {}
+    for lines in files.values():
+        for line in lines:
+            words = line.text.split()
+            if len(words) >= 2 and words[0] == "user":
+                users[words[1]] = (words[2:], list(line.unset))
+    if problem and not users:
+        users[""] = problem
     return users
 
 
@@ -105,17 +84,18 @@ def exporter_acl(ctx: Context, c: Check) -> None:
     """The exporter's Valkey user (written by Valkey's init container, as
     `printf 'user exporter ...'`) can read what the exporter reads, the
     snapshot (RATES_KEY), rates:seq, oneframe:calls:* and refresher:last-run,
-    with GET and HGETALL, and nothing more: read-only key patterns, exactly
+    with GET and HGETALL, and the node's replication with INFO, and nothing more: read-only key patterns, exactly
     those, no channel, no other command than the connection's. Where the
     exporter runs, Valkey's init container gets the user's password (so the
     line is written), and the example Secret's URL the exporter reads logs in
     as that user."""
-    examples = example_secrets(ctx.sets)
     refresher_image = ctx.image_built_from("refresher")
     checked = set()
     for s in deployable(ctx.sets):
+        examples = example_secrets(ctx.sets, s)
         exporters = exporter_containers(s, refresher_image)
-        for valkey in s.of_kind("Deployment"):
+        workloads = [o for o in s.objects if pod_spec(o) is not None]
+        for valkey in workloads:
             for _, cont in containers_of(pod_spec(valkey) or {}):
                 users = valkey_acl_users(s, valkey, cont)
                 if EXPORTER_USER not in users:
@@ -136,7 +116,7 @@ def exporter_acl(ctx: Context, c: Check) -> None:
                         f"[{s.label}] {where}: {', '.join(unset)} not set, so the user is never written and the exporter "
                         f"cannot log in (components/monitoring sets it)"
                     )
-        if exporters and not any(EXPORTER_USER in valkey_acl_users(s, v, cont) for v in s.of_kind("Deployment") for _, cont in containers_of(pod_spec(v) or {})):
+        if exporters and not any(EXPORTER_USER in valkey_acl_users(s, v, cont) for v in workloads for _, cont in containers_of(pod_spec(v) or {})):
             c.fail(f"[{s.label}] the exporter runs, but no Valkey init container writes an ACL user {EXPORTER_USER}")
         for o, cont in exporters:
             for e in cont.get("env") or []:

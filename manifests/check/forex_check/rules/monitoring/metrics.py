@@ -56,6 +56,35 @@ def traefik_services(sets: list[ObjectSet]) -> set[str]:
     }
 
 
+def autoscaler_names(sets: list[ObjectSet]) -> set[str]:
+    """The HorizontalPodAutoscalers the manifests make, by the name
+    kube-state-metrics gives them (label horizontalpodautoscaler): each HPA's
+    own, and for a KEDA ScaledObject the HPA KEDA makes of it,
+    keda-hpa-<ScaledObject> unless advanced.horizontalPodAutoscalerConfig.name
+    says otherwise."""
+    names = set()
+    for s in deployable(sets):
+        names |= {hpa.name for hpa in s.of_kind("HorizontalPodAutoscaler")}
+        for so in s.of_kind("ScaledObject"):
+            names.add(get(so.doc, "spec", "advanced", "horizontalPodAutoscalerConfig", "name") or f"keda-hpa-{so.name}")
+    return names
+
+
+def unknown_autoscalers(op: str, value: str, names: set[str]) -> list[str]:
+    """What a horizontalpodautoscaler matcher names that no autoscaler of the
+    manifests is: each name of an `=` or of a `|` list of plain names, or a
+    regular expression that matches none."""
+    if op == "=":
+        return [] if value in names else [value]
+    alternatives = value.split("|")
+    if all(re.fullmatch(r"[A-Za-z0-9.-]+", a) for a in alternatives):
+        return [a for a in alternatives if a not in names]
+    try:
+        return [] if any(re.fullmatch(value, n) for n in names) else [value]
+    except re.error:
+        return [value]
+
+
 @rule("metrics")
 def metrics(ctx: Context, c: Check) -> None:
     """Every series an alert rule, a dashboard panel or a KEDA prometheus
@@ -63,12 +92,14 @@ def metrics(ctx: Context, c: Check) -> None:
     _bucket/_sum/_count series) or Prometheus's own `up` and `ALERTS`. Its
     label matchers use labels the family has (or that Prometheus gives every
     target), and values of the labels metrics.yaml enumerates; `job` names
-    the job of a ServiceMonitor/PodMonitor of the manifests, and Traefik's
-    `service` an Ingress backend as Traefik names it. A misspelt name or
+    the job of a ServiceMonitor/PodMonitor of the manifests, Traefik's
+    `service` an Ingress backend as Traefik names it, and kube-state-metrics'
+    `horizontalpodautoscaler` an autoscaler of the manifests when they have
+    one (a ScaledObject's by the HPA KEDA makes of it). A misspelt name or
     value would make an alert that never fires, or an autoscaler that never
     scales, silently."""
     families = ctx.metrics
-    jobs, backends = monitor_jobs(ctx.sets), traefik_services(ctx.sets)
+    jobs, backends, autoscalers = monitor_jobs(ctx.sets), traefik_services(ctx.sets), autoscaler_names(ctx.sets)
     used, queries = set(), set()
     for s in deployable(ctx.sets):
         for where, expr in monitoring_queries(s):
@@ -92,6 +123,11 @@ def metrics(ctx: Context, c: Check) -> None:
                     c.fail(f"{where}: job {value!r} is the job of no ServiceMonitor/PodMonitor of the manifests ({', '.join(sorted(jobs)) or 'none'})")
                 if family and families[family]["exporter"] == "traefik" and label == "service" and op == "=" and value not in backends:
                     c.fail(f"{where}: Traefik names no Ingress backend of the manifests {value!r} ({', '.join(sorted(backends)) or 'none'})")
+                # Without any autoscaler (a fixed replica count) the HPA series
+                # are simply absent; with one, a name that is none of them is a typo.
+                if autoscalers and family and families[family]["exporter"] == "kube-state-metrics" and label == "horizontalpodautoscaler" and op in ("=", "=~"):
+                    for unknown in unknown_autoscalers(op, value, autoscalers):
+                        c.fail(f"{where}: {name}{{{label}{op}{value!r}}}: {unknown!r} is no autoscaler of the manifests ({', '.join(sorted(autoscalers)) or 'none'})")
                 if family is None or label in TARGET_LABELS or label == "__name__" or (bucket and label == "le"):
                     continue
                 if label not in labels:
