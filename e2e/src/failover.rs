@@ -52,6 +52,26 @@ pub struct Figures {
 
 /// `refresher once` against `cluster` through its Sentinels.
 pub fn refresh_via_sentinels(cluster: &Cluster, one_frame: &OneFrame, extra: &[&str]) -> Run {
+    let (args, env) = sentinel_run(cluster, one_frame, extra);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    refresher_once(&args, &env, Duration::from_secs(90))
+}
+
+/// As [`refresh_via_sentinels`], on a thread of its own: a run in flight.
+pub fn refresh_in_background(cluster: &Cluster, one_frame: &OneFrame) -> std::thread::JoinHandle<Run> {
+    let (args, env) = sentinel_run(cluster, one_frame, &[]);
+    std::thread::spawn(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        refresher_once(&args, &env, Duration::from_secs(90))
+    })
+}
+
+/// The arguments and environment of a run through `cluster`'s Sentinels.
+fn sentinel_run(
+    cluster: &Cluster,
+    one_frame: &OneFrame,
+    extra: &[&str],
+) -> (Vec<String>, Vec<(String, String)>) {
     let mut args: Vec<String> = [
         "--valkey-url",
         &cluster.server_url(0),
@@ -66,9 +86,7 @@ pub fn refresh_via_sentinels(cluster: &Cluster, one_frame: &OneFrame, extra: &[&
     .map(|s| s.to_string())
     .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
-    let env = cluster.client_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    refresher_once(&args, &env, Duration::from_secs(90))
+    (args, cluster.client_env())
 }
 
 /// The day's One-Frame call count on server `i`.
@@ -176,29 +194,7 @@ pub fn kill_the_primary_under_load(host: &Host) -> Option<Figures> {
         r#"{{"mode":"none","latency_ms":{},"times":1}}"#,
         SLOW_ONE_FRAME.as_millis()
     ));
-    let refresher = {
-        let (sentinels, url, ca, of) = (
-            cluster.sentinels_url(),
-            cluster.server_url(0),
-            cluster.client_env(),
-            one_frame.url(),
-        );
-        std::thread::spawn(move || {
-            let args: Vec<String> = [
-                "--valkey-url",
-                &url,
-                "--valkey-sentinels",
-                &sentinels,
-                "--one-frame-url",
-                &of,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let env: Vec<(&str, &str)> = ca.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            refresher_once(&args, &env, Duration::from_secs(90))
-        })
-    };
+    let refresher = refresh_in_background(&cluster, &one_frame);
     let old = cluster.primary().expect("a primary");
     let counted = eventually(Duration::from_secs(5), || {
         let n = calls_today(&cluster, old);

@@ -329,14 +329,7 @@ mod tests {
                 outcome: Outcome::Config,
                 success_at: Some(t("2026-11-24T11:55:00Z")),
             })),
-            topology: crate::status::Topology {
-                node: "valkey-1.valkey-nodes:6379".into(),
-                via_sentinel: true,
-                role: Some("master".into()),
-                replicas: Some(2),
-                replication_lag_seconds: Some(0),
-                unknown_because: None,
-            },
+            topology: crate::status::Topology::example(),
         };
         let text = render(Some(read), "2026-11-24T12:00:00Z");
         let at = |s| seconds(t(s)).to_string();

@@ -242,15 +242,8 @@ impl<C: Clock> Refresher<C> {
         // The count must survive a failover before the call is made: a
         // count the old primary took but never replicated would let the
         // next primary hand out the same calls again.
-        self.valkey
-            .acknowledged(conn, self.connect_timeout)
-            .await
-            .map_err(|e| {
-                Step::Retry(
-                    Cause::Valkey,
-                    format!("the day's call count is not yet on a replica ({e}): no One-Frame call"),
-                )
-            })?;
+        self.replicated(conn, "the day's call count", ": no One-Frame call")
+            .await?;
 
         let left = ends.since(now);
         let limit = self.request_timeout.min(left);
@@ -346,16 +339,22 @@ impl<C: Clock> Refresher<C> {
             .map_err(|e| valkey_step(&self.valkey, "snapshot write", e))?;
         // Not believed until a replica holds it: a primary cut off from its
         // replicas (and about to be replaced) may still take the write.
+        self.replicated(conn, "the snapshot", "").await?;
+        Ok((seq, outcome))
+    }
+
+    /// Whether what `conn` wrote last (`what`) is held by the replicas the
+    /// Valkey settings ask for; if not, a retry on a new connection.
+    async fn replicated(&self, conn: &mut MultiplexedConnection, what: &str, then: &str) -> Result<(), Step> {
         self.valkey
             .acknowledged(conn, self.connect_timeout)
             .await
             .map_err(|e| {
                 Step::Retry(
                     Cause::Valkey,
-                    format!("the snapshot is not yet on a replica ({e})"),
+                    format!("{what} is not yet on a replica ({e}){then}"),
                 )
-            })?;
-        Ok((seq, outcome))
+            })
     }
 }
 

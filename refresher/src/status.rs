@@ -138,6 +138,21 @@ pub struct Topology {
     pub unknown_because: Option<String>,
 }
 
+#[cfg(test)]
+impl Topology {
+    /// A primary named by Sentinel with two replicas in sync, for tests.
+    pub fn example() -> Topology {
+        Topology {
+            node: "valkey-1.valkey-nodes:6379".into(),
+            via_sentinel: true,
+            role: Some("master".into()),
+            replicas: Some(2),
+            replication_lag_seconds: Some(0),
+            unknown_because: None,
+        }
+    }
+}
+
 impl Default for Reading {
     fn default() -> Reading {
         Reading {
@@ -435,14 +450,7 @@ mod tests {
                 outcome: last_run::Outcome::Transient,
                 success_at: Some(t("2026-11-24T11:56:00Z")),
             })),
-            topology: Topology {
-                node: "valkey-1.valkey-nodes:6379".into(),
-                via_sentinel: true,
-                role: Some("master".into()),
-                replicas: Some(2),
-                replication_lag_seconds: Some(0),
-                unknown_because: None,
-            },
+            topology: Topology::example(),
         };
         let s = judge(&read, t("2026-11-24T12:00:00Z"), 1000, EVERY);
         let text = render_text(&s, EVERY);

@@ -66,26 +66,24 @@ mod tests {
     fn the_openapi_document_and_the_code_agree_both_ways() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
+        let enum_of = |schema: &str| -> Vec<String> {
+            doc["components"]["schemas"][schema]["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect()
+        };
         let ours: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-        let listed: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect();
         assert_eq!(
-            listed, ours,
+            enum_of("ErrorCode"),
+            ours,
             "the ErrorCode schema lists exactly the code's codes"
         );
         let host: Vec<&str> = HOST_ANSWERS.iter().filter_map(|(_, c)| *c).collect();
-        let listed: Vec<&str> = doc["components"]["schemas"]["HostErrorCode"]["enum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect();
         assert_eq!(
-            listed, host,
+            enum_of("HostErrorCode"),
+            host,
             "the HostErrorCode schema lists exactly HOST_ANSWERS' codes"
         );
         let status_of = |code: &str| {

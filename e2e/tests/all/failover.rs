@@ -185,29 +185,7 @@ fn a_partitioned_primary_is_never_believed() {
     let one_frame = OneFrame::start(&[]);
     assert_eq!(refresh_via_sentinels(&cluster, &one_frame, &[]).code, Some(0));
     one_frame.fault(r#"{"mode":"none","latency_ms":1500,"times":1}"#);
-    let in_flight = {
-        let (sentinels, url, env, of) = (
-            cluster.sentinels_url(),
-            cluster.server_url(0),
-            cluster.client_env(),
-            one_frame.url(),
-        );
-        std::thread::spawn(move || {
-            let args: Vec<String> = [
-                "--valkey-url",
-                &url,
-                "--valkey-sentinels",
-                &sentinels,
-                "--one-frame-url",
-                &of,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            e2e::refresher_once(&args, &env, Duration::from_secs(90))
-        })
-    };
+    let in_flight = e2e::failover::refresh_in_background(&cluster, &one_frame);
     e2e::eventually(Duration::from_secs(5), || {
         (e2e::failover::calls_today(&cluster, 0) >= 2).then_some(())
     })
