@@ -271,7 +271,7 @@ class MonitoringFails(ManifestsTestCase):
         self.replace_text("base/valkey.yaml", self.EXPORTER_LINE, self.EXPORTER_LINE + "+set +del ")
         self.assert_fails_with(
             r"FAIL exporter-acl",
-            r"StatefulSet forex/valkey .*ACL user exporter: \+del: more than it needs \(it reads with get, hgetall only\)",
+            r"StatefulSet forex/valkey .*ACL user exporter: \+del: more than it needs \(it reads with get, hgetall, info only\)",
             r"ACL user exporter: \+set: more than it needs",
         )
 
