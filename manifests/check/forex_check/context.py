@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .kustomize import load_build
-from .model import RENDERED_SOURCE_PREFIX, LoadError, Obj, ObjectSet, load_yaml_docs, read_yaml, rel
+from .model import RENDERED_SOURCE_PREFIX, LoadError, Obj, ObjectSet, load_yaml_docs, parse_yaml, parse_yaml_all, read_yaml, rel
 from .schemas import Schemas
 
 # The apply steps of manifests/README.md. Step 1 creates what the app needs to
@@ -114,7 +114,7 @@ def kubectl_kustomize(directory: Path, root: Path, extra_components: tuple[Path,
             copy = Path(tmp) / "manifests"
             shutil.copytree(manifests, copy, ignore=shutil.ignore_patterns("__pycache__", "check"))
             kfile = copy / directory.relative_to(manifests) / "kustomization.yaml"
-            k = yaml.safe_load(kfile.read_text())
+            k = parse_yaml(kfile.read_text())
             k["components"] = list(k.get("components") or []) + [os.path.relpath(c, directory) for c in extra_components]
             kfile.write_text(yaml.safe_dump(k, sort_keys=False))
             directory = kfile.parent
@@ -126,7 +126,7 @@ def kubectl_kustomize(directory: Path, root: Path, extra_components: tuple[Path,
             raise LoadError(f"kubectl kustomize {name}: timed out")
     if out.returncode != 0:
         raise LoadError(f"kubectl kustomize {name} failed: {out.stderr.strip()}")
-    docs = [d for d in yaml.safe_load_all(out.stdout) if d is not None]
+    docs = [d for d in parse_yaml_all(out.stdout) if d is not None]
     return [Obj(d, RENDERED_SOURCE_PREFIX + name) for d in docs]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .model import LoadError, Obj, rel
+from .model import LoadError, Obj, parse_yaml_all, rel
 from .schemas import k8s_definitions
 
 PATCH_FIELDS = {"path", "patch", "target"}
@@ -206,7 +206,7 @@ def apply_patch(objs: list[Obj], entry, directory: Path, root: Path, where: str)
     else:
         text = str(entry["patch"])
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in parse_yaml_all(text) if d is not None]
     except yaml.YAMLError as e:
         raise LoadError(f"{where}: not valid YAML: {e}")
     target = entry.get("target")

@@ -17,7 +17,7 @@ import kubernetes_validate
 import referencing
 import yaml
 
-from .model import LoadError, rel
+from .model import LoadError, parse_yaml, rel
 
 # K3s v1.31 is the oldest cluster we support; 1.33 is the one the README
 # installs. Manifests must be valid for both.
@@ -96,7 +96,7 @@ class Schemas:
             raise LoadError(f"{rel(crd_dir, root)}: no CRDs found")
         vendored = {}  # (apiVersion, kind) -> the schema as written
         for path in crd_files:
-            crd = yaml.safe_load(path.read_text())
+            crd = parse_yaml(path.read_text())
             spec = crd["spec"]
             self.crd_groups.add(spec["group"])
             if spec.get("scope") == "Cluster":
@@ -109,7 +109,7 @@ class Schemas:
         self.upstream_dir = upstream_dir if upstream_dir is not None and upstream_dir.is_dir() else None
         for path in sorted(self.upstream_dir.glob("*.yaml")) if self.upstream_dir else []:
             try:
-                crd = yaml.safe_load(path.read_text())
+                crd = parse_yaml(path.read_text())
                 versions = list(crd_versions(crd))
             except (yaml.YAMLError, KeyError, TypeError) as e:
                 raise LoadError(f"{path}: not a CustomResourceDefinition the checker can read ({e})")

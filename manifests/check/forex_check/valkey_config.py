@@ -21,6 +21,7 @@ variable the container does not set (recorded with the line)."""
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -116,7 +117,8 @@ def shell_words(line: str) -> tuple[list[Word], str]:
     return words, line[i:]
 
 
-def statements(line: str) -> list[str]:
+@functools.cache  # the same scripts are read by several rules
+def statements(line: str) -> tuple[str, ...]:
     """The statements of a line: split at `;`, `&&` and `||` outside quotes,
     without a leading `then`, `else`, `do` or `if`."""
     out, start, quote, i = [], 0, "", 0
@@ -148,10 +150,11 @@ def statements(line: str) -> list[str]:
             statement = statement[m.end() :]
         if statement:
             cleaned.append(statement)
-    return cleaned
+    return tuple(cleaned)
 
 
-def logical_lines(script: str) -> list[str]:
+@functools.cache
+def logical_lines(script: str) -> tuple[str, ...]:
     """The script's lines, a line ending in a backslash joined with the next."""
     out, pending = [], ""
     for line in script.splitlines():
@@ -163,7 +166,7 @@ def logical_lines(script: str) -> list[str]:
         pending = ""
     if pending:
         out.append(pending)
-    return out
+    return tuple(out)
 
 
 VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")

@@ -183,7 +183,7 @@ class AutoscalingFails(ManifestsTestCase):
     @unittest.skipUnless(UPSTREAM, "no directory of upstream CRDs (FOREX_UPSTREAM_CRDS, ../shared/k8s/crds)")
     def test_upstream_crds_are_read_where_given(self):
         out = self.run_checker("--no-kubectl")
-        self.assertRegex(out.stdout, r"(?m)^ok   crd-schema: .*; ScaledObject also against the upstream CRDs of ", out.stdout)
+        self.assertRegex(out.stdout, r"(?m)^ok   crd-schema: .*; ScaledObject, SpinApp, SpinAppExecutor also against the upstream CRDs of ", out.stdout)
         with tempfile.TemporaryDirectory() as empty:
             out = self.run_checker("--no-kubectl", "--upstream-crds", empty)
         self.assertRegex(out.stdout, r"(?m)^ok   crd-schema: .*; no upstream CRDs to compare with$", out.stdout)

@@ -9,7 +9,25 @@ import unittest
 
 from forex_check.context import OPTIONAL_COMPONENTS
 
-from .harness import ManifestsTestCase
+from forex_check.model import parse_yaml
+
+from .harness import REPO, UPSTREAM_CRDS, ManifestsTestCase
+
+
+class OwnSchemas(unittest.TestCase):
+    """manifests/crds/ holds schemas of the project's own, each reduced from
+    an upstream CRD, never a copy of one."""
+
+    def test_every_crd_is_reduced_and_no_copy_of_upstream(self):
+        for path in sorted((REPO / "manifests" / "crds").glob("*.yaml")):
+            with self.subTest(crd=path.name):
+                text = path.read_text()
+                header = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+                self.assertIn("reduced for the offline checker", header, "its first lines say what it is reduced from")
+                upstream = UPSTREAM_CRDS / path.name if UPSTREAM_CRDS else None
+                if upstream is not None and upstream.is_file():
+                    self.assertNotEqual(text, upstream.read_text())
+                    self.assertNotEqual(parse_yaml(text)["spec"]["versions"], parse_yaml(upstream.read_text())["spec"]["versions"])
 
 
 class LoadingFails(ManifestsTestCase):
@@ -34,6 +52,24 @@ class LoadingFails(ManifestsTestCase):
     def test_misspelled_field_deep_in_a_spinapp(self):
         self.spinapp(lambda spec: spec["checks"]["readiness"].update(httpget=spec["checks"]["readiness"].pop("httpGet")))
         self.assert_fails_with(r"FAIL crd-schema", r"checks\.readiness", r"'httpget' was unexpected")
+
+    def test_spinapp_probe_with_a_period_of_zero(self):
+        """Upstream takes it; the Deployment spin-operator makes would be refused."""
+        self.spinapp(lambda spec: spec["checks"]["readiness"].update(periodSeconds=0))
+        self.assert_fails_with(r"FAIL crd-schema", r"SpinApp forex/forex-edge.*checks\.readiness\.periodSeconds: 0 is less than the minimum of 1")
+
+    def test_spinapp_variable_with_a_value_and_a_source(self):
+        self.spinapp(lambda spec: next(v for v in spec["variables"] if "valueFrom" in v).update(value="x"))
+        self.assert_fails_with(r"FAIL crd-schema", r"SpinApp forex/forex-edge.*variables\.\d+: .* should not be valid")
+
+    def test_executor_with_two_ways_to_run_the_app(self):
+        self.edit(
+            "cluster/spinappexecutor.yaml",
+            "SpinAppExecutor",
+            "containerd-shim-spin",
+            lambda d: d["spec"]["deploymentConfig"].update(spinImage="registry.example.com/runtime-shim:1"),
+        )
+        self.assert_fails_with(r"FAIL crd-schema", r"SpinAppExecutor .*containerd-shim-spin.*deploymentConfig: .* is valid under each of")
 
     def test_misspelled_field_in_a_deployment(self):
         self.edit("base/valkey.yaml", "StatefulSet", "valkey", lambda d: d["spec"].update(replica=1))
