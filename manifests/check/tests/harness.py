@@ -5,7 +5,8 @@ against that copy with --root.
 
 Run them all from the repository root (`make check-manifests` does):
 
-    python3 -m unittest discover -s manifests/check -p 'test_*.py'
+    python3 manifests/check/run_tests.py      # one process per core
+    python3 -m unittest discover -s manifests/check -p 'test_*.py'   # the same, in one
 """
 
 from __future__ import annotations
