@@ -39,7 +39,8 @@ on_debian() { command -v apt-get >/dev/null && command -v dpkg >/dev/null; }
 if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
 
 # -- Debian packages ----------------------------------------------------------
-# "command package": the package that brings the command. Required ones stop
+# "program package": the package that brings the program (a file on PATH:
+# the tests run /bin/kill, not the shell's). Required ones stop
 # the run when missing; optional ones are installed when we can, and their
 # suites say so and pass without them.
 required=("cc build-essential" "curl curl" "kill procps")
@@ -55,12 +56,12 @@ fi
 missing() {
   local entry
   for entry in "$@"; do
-    command -v "${entry%% *}" >/dev/null || echo "${entry#* }"
+    type -P "${entry%% *}" >/dev/null || echo "${entry#* }"
   done | sort -u
 }
 mapfile -t need < <(missing "${required[@]}")
 # The venv module is a package of its own on Debian.
-if [ "$what" = test ] && command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+if [ "$what" = test ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   need+=(python3-venv)
 fi
 mapfile -t could < <(missing "${optional[@]+"${optional[@]}"}")
