@@ -191,7 +191,9 @@ class ValkeyHaFails(ManifestsTestCase):
         self.statefulset(preferred)
         self.assert_fails_with(r"FAIL valkey-ha-spread", r"its pods are not spread over nodes")
 
-    def test_topology_spread_that_may_stack_pods(self):
+    def spread_over_nodes(self, when_unsatisfiable: str) -> None:
+        """The StatefulSet spread by a topology constraint instead of anti-affinity."""
+
         def spread(spec):
             pod = spec["template"]["spec"]
             pod.pop("affinity")
@@ -199,28 +201,19 @@ class ValkeyHaFails(ManifestsTestCase):
                 {
                     "maxSkew": 1,
                     "topologyKey": "kubernetes.io/hostname",
-                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "whenUnsatisfiable": when_unsatisfiable,
                     "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "valkey"}},
                 }
             ]
 
         self.statefulset(spread)
+
+    def test_topology_spread_that_may_stack_pods(self):
+        self.spread_over_nodes("ScheduleAnyway")
         self.assert_fails_with(r"FAIL valkey-ha-spread", r"its pods are not spread over nodes")
 
     def test_topology_spread_that_holds_passes(self):
-        def spread(spec):
-            pod = spec["template"]["spec"]
-            pod.pop("affinity")
-            pod["topologySpreadConstraints"] = [
-                {
-                    "maxSkew": 1,
-                    "topologyKey": "kubernetes.io/hostname",
-                    "whenUnsatisfiable": "DoNotSchedule",
-                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "valkey"}},
-                }
-            ]
-
-        self.statefulset(spread)
+        self.spread_over_nodes("DoNotSchedule")
         out = self.run_checker("--no-kubectl")
         self.assertEqual(out.returncode, 0, out.stdout)
         self.assertRegex(out.stdout, r"(?m)^ok   valkey-ha-spread: 1 Sentinel topology")
