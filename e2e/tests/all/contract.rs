@@ -38,7 +38,7 @@ fn schemathesis() -> String {
     }
     assert!(
         e2e::on_path("schemathesis"),
-        "no schemathesis on PATH: python3 -m pip install -r e2e/requirements.txt"
+        "no schemathesis on PATH: `bash scripts/setup.sh test` puts it in .venv/bin (make test does)"
     );
     "schemathesis".into()
 }
