@@ -230,9 +230,10 @@ fn environment(c: &Container, valkey: &Valkey, listen: &str, cache: &Path) -> Ve
                     assert_eq!((secret.as_str(), key.as_str()), ("valkey", "edge-url"));
                     valkey.url()
                 }
-                // The in-cluster Service name becomes the test Valkey.
+                // The in-cluster read Service (any Valkey pod) becomes the
+                // test Valkey.
                 EnvValue::Value(v) if name == "SPIN_VARIABLE_VALKEY_HOST" => {
-                    assert_eq!(v, "valkey.forex.svc.cluster.local:6379");
+                    assert_eq!(v, "valkey-read.forex.svc.cluster.local:6379");
                     valkey.host()
                 }
                 // Port 80 on every interface becomes a free loopback port.
