@@ -47,7 +47,8 @@ required=("cc build-essential" "curl curl" "kill procps")
 optional=()
 if ! command -v valkey-server >/dev/null; then required+=("redis-server redis-server"); fi
 if [ "$what" = test ]; then
-  required+=("python3 python3" "prometheus prometheus" "promtool prometheus")
+  # git: the link check lists the tracked files (check_docs.py).
+  required+=("git git" "python3 python3" "prometheus prometheus" "promtool prometheus")
   # Debian calls it prometheus-alertmanager; elsewhere it is alertmanager.
   command -v alertmanager >/dev/null || required+=("prometheus-alertmanager prometheus-alertmanager")
   optional+=("haproxy haproxy" "docker-registry docker-registry" "buildah buildah" "skopeo skopeo" "musl-gcc musl-tools")
