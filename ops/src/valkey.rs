@@ -111,28 +111,40 @@ impl Valkey {
     }
 
     /// Whether what was written on `conn` so far is held by the replicas
-    /// [`Valkey::with_replica_acks`] asks for, within `limit` (`WAIT`). An
-    /// `Err` says how many acknowledged: the write may be lost in a
-    /// failover, or sit on a primary that has been cut off.
+    /// [`Valkey::with_replica_acks`] asks for, within `limit` (`WAIT`), and,
+    /// with Sentinels, whether `node` (the `host:port` `conn` reached) is
+    /// still the primary they name. An `Err` says which failed: the write
+    /// may be lost in a failover, or sit on a primary that has been cut off
+    /// (a replica that still followed it may have acknowledged it before
+    /// the Sentinels moved it to the new primary).
     pub async fn acknowledged(
         &self,
         conn: &mut MultiplexedConnection,
+        node: &str,
         limit: Duration,
     ) -> Result<(), String> {
-        if self.replica_acks == 0 {
-            return Ok(());
+        if self.replica_acks > 0 {
+            let acked: usize = redis::cmd("WAIT")
+                .arg(self.replica_acks)
+                .arg(limit.as_millis() as u64)
+                .query_async(conn)
+                .await
+                .map_err(|e| self.describe(&e))?;
+            if acked < self.replica_acks {
+                return Err(format!(
+                    "{acked} of {} replica(s) acknowledged the write within {limit:?}",
+                    self.replica_acks
+                ));
+            }
         }
-        let acked: usize = redis::cmd("WAIT")
-            .arg(self.replica_acks)
-            .arg(limit.as_millis() as u64)
-            .query_async(conn)
-            .await
-            .map_err(|e| self.describe(&e))?;
-        if acked < self.replica_acks {
-            return Err(format!(
-                "{acked} of {} replica(s) acknowledged the write within {limit:?}",
-                self.replica_acks
-            ));
+        if self.sentinels.is_some() {
+            let (host, port) = self.primary(limit).await.map_err(|e| e.to_string())?;
+            let named = format!("{host}:{port}");
+            if named != node {
+                return Err(format!(
+                    "the Sentinels now name {named} the primary, not {node}, where the write went"
+                ));
+            }
         }
         Ok(())
     }

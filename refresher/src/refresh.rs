@@ -113,7 +113,7 @@ impl<C: Clock> Refresher<C> {
     /// ([`last_run`]). Each run opens its own Valkey connection, so a Valkey
     /// restart between runs needs no handling.
     pub async fn refresh(&self) -> Result<Refreshed, RefreshError> {
-        let mut conn: Option<MultiplexedConnection> = None;
+        let mut conn: Option<Primary> = None;
         let result = self.attempts(&mut conn).await;
         self.record(&mut conn, &result).await;
         result
@@ -121,11 +121,7 @@ impl<C: Clock> Refresher<C> {
 
     /// Records how the run ended; a failure to do so is logged, and changes
     /// neither the run's result nor its exit code.
-    async fn record(
-        &self,
-        conn: &mut Option<MultiplexedConnection>,
-        result: &Result<Refreshed, RefreshError>,
-    ) {
+    async fn record(&self, conn: &mut Option<Primary>, result: &Result<Refreshed, RefreshError>) {
         let outcome = match result {
             Ok(_) => last_run::Outcome::Stored,
             Err(e) => last_run::Outcome::from_exit_code(e.exit_code()),
@@ -134,7 +130,7 @@ impl<C: Clock> Refresher<C> {
         let written = match self.connection(conn).await {
             Ok(c) => match self
                 .clock
-                .timeout(self.connect_timeout, last_run::record(c, at, outcome))
+                .timeout(self.connect_timeout, last_run::record(&mut c.conn, at, outcome))
                 .await
             {
                 Ok(Ok(())) => return,
@@ -151,7 +147,7 @@ impl<C: Clock> Refresher<C> {
         );
     }
 
-    async fn attempts(&self, conn: &mut Option<MultiplexedConnection>) -> Result<Refreshed, RefreshError> {
+    async fn attempts(&self, conn: &mut Option<Primary>) -> Result<Refreshed, RefreshError> {
         let started = self.clock.now();
         let ends = started.plus(self.deadline);
         let mut rng = rand::rng();
@@ -188,18 +184,19 @@ impl<C: Clock> Refresher<C> {
         }
     }
 
-    async fn connection<'c>(
-        &self,
-        slot: &'c mut Option<MultiplexedConnection>,
-    ) -> Result<&'c mut MultiplexedConnection, Step> {
+    async fn connection<'c>(&self, slot: &'c mut Option<Primary>) -> Result<&'c mut Primary, Step> {
         if slot.is_none() {
             let response_limit = self.connect_timeout.max(Duration::from_secs(2));
-            let c = match self.valkey.connect(self.connect_timeout, response_limit).await {
+            let (conn, node) = match self
+                .valkey
+                .connect_node(self.connect_timeout, response_limit)
+                .await
+            {
                 Ok(c) => c,
                 Err(ConnectError::Config(why)) => return Err(Step::Stop(RefreshError::Config(why))),
                 Err(ConnectError::Unavailable(why)) => return Err(Step::Retry(Cause::Valkey, why)),
             };
-            *slot = Some(c);
+            *slot = Some(Primary { conn, node });
         }
         Ok(slot.as_mut().expect("connected above"))
     }
@@ -208,12 +205,12 @@ impl<C: Clock> Refresher<C> {
     /// again after a failure, to whichever node is primary now).
     async fn attempt(
         &self,
-        slot: &mut Option<MultiplexedConnection>,
+        slot: &mut Option<Primary>,
         attempt: u32,
         calls: &mut u32,
         ends: Timestamp,
     ) -> Result<Refreshed, Step> {
-        let conn = self.connection(slot).await?;
+        let primary = self.connection(slot).await?;
         let now = self.clock.now();
         // A run's first call is the scheduled one; retries must leave enough
         // budget for the rest of the day's schedule.
@@ -224,7 +221,7 @@ impl<C: Clock> Refresher<C> {
         };
         let permit = self
             .quota
-            .acquire(conn, now, reserve)
+            .acquire(&mut primary.conn, now, reserve)
             .await
             .map_err(|e| valkey_step(&self.valkey, "quota check", e))?;
         let Some(permit) = permit else {
@@ -242,7 +239,7 @@ impl<C: Clock> Refresher<C> {
         // The count must survive a failover before the call is made: a
         // count the old primary took but never replicated would let the
         // next primary hand out the same calls again.
-        self.replicated(conn, "the day's call count", ": no One-Frame call")
+        self.replicated(primary, "the day's call count", ": no One-Frame call")
             .await?;
 
         let left = ends.since(now);
@@ -265,7 +262,7 @@ impl<C: Clock> Refresher<C> {
                 )));
             }
             Err(FetchError::Answer(AnswerError::QuotaReached)) => {
-                let _ = self.quota.mark_exhausted(conn, now).await;
+                let _ = self.quota.mark_exhausted(&mut primary.conn, now).await;
                 return Err(Step::Stop(RefreshError::QuotaExhausted(
                     "One-Frame answered Quota reached; no more calls until the next UTC day".into(),
                 )));
@@ -321,10 +318,11 @@ impl<C: Clock> Refresher<C> {
 
     async fn store_snapshot(
         &self,
-        conn: &mut MultiplexedConnection,
+        primary: &mut Primary,
         fetched_at: Timestamp,
         quotes: &[shared::Quote],
     ) -> Result<(u64, WriteOutcome), Step> {
+        let conn = &mut primary.conn;
         let seq = self
             .store
             .next_seq(conn)
@@ -339,15 +337,16 @@ impl<C: Clock> Refresher<C> {
             .map_err(|e| valkey_step(&self.valkey, "snapshot write", e))?;
         // Not believed until a replica holds it: a primary cut off from its
         // replicas (and about to be replaced) may still take the write.
-        self.replicated(conn, "the snapshot", "").await?;
+        self.replicated(primary, "the snapshot", "").await?;
         Ok((seq, outcome))
     }
 
-    /// Whether what `conn` wrote last (`what`) is held by the replicas the
-    /// Valkey settings ask for; if not, a retry on a new connection.
-    async fn replicated(&self, conn: &mut MultiplexedConnection, what: &str, then: &str) -> Result<(), Step> {
+    /// Whether what `primary` wrote last (`what`) is held by the replicas
+    /// the Valkey settings ask for, on the node the Sentinels still name the
+    /// primary; if not, a retry on a new connection.
+    async fn replicated(&self, primary: &mut Primary, what: &str, then: &str) -> Result<(), Step> {
         self.valkey
-            .acknowledged(conn, self.connect_timeout)
+            .acknowledged(&mut primary.conn, &primary.node, self.connect_timeout)
             .await
             .map_err(|e| {
                 Step::Retry(
@@ -356,6 +355,13 @@ impl<C: Clock> Refresher<C> {
                 )
             })
     }
+}
+
+/// The run's connection, and the `host:port` of the node it reached (the
+/// primary, when it was made).
+struct Primary {
+    conn: MultiplexedConnection,
+    node: String,
 }
 
 enum Step {
