@@ -208,13 +208,17 @@ impl Cluster {
     }
 
     /// A connection to server `i` (default user); `None` when it does not answer.
+    ///
+    /// Three tries, 2 s each: the test's own connection must not fail an
+    /// assertion because one TLS handshake was slow while the two cores run
+    /// an edge under load.
     pub fn conn(&self, i: usize) -> Option<redis::Connection> {
-        let c = self
-            .client(&self.server_url(i))
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .ok()?;
-        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        Some(c)
+        let client = self.client(&self.server_url(i));
+        (0..3).find_map(|_| {
+            let c = client.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+            c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            Some(c)
+        })
     }
 
     /// The server the Sentinels name as primary now (the first that answers).
