@@ -18,9 +18,9 @@ fn main() {
         None => eprintln!("!!! failover: no real Spin found (SPIN or spin on PATH): runtime-shim only"),
     }
     println!(
-        "| host | round | promoted after | every instance serves the new snapshot after | requests failed | restarts | stale |"
+        "| host | round | promoted after | every instance serves the new snapshot after | requests failed | restarts | missed the PUBLISH | stale |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut summary = Vec::new();
     for host in &hosts {
         let mut failovers = Vec::new();
@@ -34,13 +34,14 @@ fn main() {
                 f.refresh.log
             );
             println!(
-                "| {} | {round} | {:.2} s | {:.2} s | {} of {} | {} | {} |",
+                "| {} | {round} | {:.2} s | {:.2} s | {} of {} | {} | {} | {} |",
                 f.host,
                 f.promotion.as_secs_f64(),
                 f.failover.as_secs_f64(),
                 f.failed,
                 f.requests,
                 f.restarts,
+                f.missed_publish,
                 f.stale
             );
             failovers.push(f.failover);
