@@ -102,6 +102,15 @@ class ManifestsTestCase(unittest.TestCase):
     def spinapp(self, change) -> None:
         self.edit("base/forex-edge.yaml", "SpinApp", "forex-edge", lambda d: change(d["spec"]))
 
+    def shim_executor_config(self, **fields) -> None:
+        """Set fields of the containerd-shim-spin executor's deploymentConfig."""
+        self.edit(
+            "cluster/spinappexecutor.yaml",
+            "SpinAppExecutor",
+            "containerd-shim-spin",
+            lambda d: d["spec"]["deploymentConfig"].update(fields),
+        )
+
     def cronjob(self, change) -> None:
         self.edit("base/refresher.yaml", "CronJob", "refresher", lambda d: change(d["spec"]))
 

@@ -63,12 +63,7 @@ class LoadingFails(ManifestsTestCase):
         self.assert_fails_with(r"FAIL crd-schema", r"SpinApp forex/forex-edge.*variables\.\d+: .* should not be valid")
 
     def test_executor_with_two_ways_to_run_the_app(self):
-        self.edit(
-            "cluster/spinappexecutor.yaml",
-            "SpinAppExecutor",
-            "containerd-shim-spin",
-            lambda d: d["spec"]["deploymentConfig"].update(spinImage="registry.example.com/runtime-shim:1"),
-        )
+        self.shim_executor_config(spinImage="registry.example.com/runtime-shim:1")
         self.assert_fails_with(r"FAIL crd-schema", r"SpinAppExecutor .*containerd-shim-spin.*deploymentConfig: .* is valid under each of")
 
     def test_misspelled_field_in_a_deployment(self):

@@ -64,12 +64,7 @@ class SpinAppFails(ManifestsTestCase):
         self.assert_fails_with(r"FAIL runtime", r"handler 'spin-v2' is not 'spin'")
 
     def test_executor_runtime_class_that_does_not_exist(self):
-        self.edit(
-            "cluster/spinappexecutor.yaml",
-            "SpinAppExecutor",
-            "containerd-shim-spin",
-            lambda d: d["spec"]["deploymentConfig"].update(runtimeClassName="wasmtime-spin"),
-        )
+        self.shim_executor_config(runtimeClassName="wasmtime-spin")
         self.assert_fails_with(r"FAIL runtime", r"runtimeClassName 'wasmtime-spin' matches no RuntimeClass")
 
     # -- spinImage executor (runtime-shim) -------------------------------
