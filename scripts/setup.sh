@@ -74,12 +74,15 @@ if [ "${#need[@]}" -gt 0 ] || { [ "${#could[@]}" -gt 0 ] && as_root && on_debian
     apt-get update -qq
     # Prometheus and Alertmanager without their recommendations (a node
     # exporter and more that nothing here runs).
-    quiet=()
-    for p in prometheus prometheus-alertmanager; do
-      if printf '%s\n' "${need[@]}" | grep -qx "$p"; then quiet+=("$p"); fi
+    quiet=() rest=()
+    for p in "${need[@]}"; do
+      case "$p" in
+        prometheus | prometheus-alertmanager) quiet+=("$p") ;;
+        *) rest+=("$p") ;;
+      esac
     done
     if [ "${#quiet[@]}" -gt 0 ]; then apt-get install -y -qq --no-install-recommends "${quiet[@]}" >/dev/null; fi
-    apt-get install -y -qq "${need[@]}" "${could[@]}" ca-certificates >/dev/null
+    apt-get install -y -qq "${rest[@]+"${rest[@]}"}" "${could[@]+"${could[@]}"}" ca-certificates >/dev/null
   elif on_debian; then
     stop "missing Debian packages: ${need[*]}" "sudo apt-get install -y ${need[*]}"
   else
