@@ -186,18 +186,9 @@ def acl_problems(a: Acl, needs: set[str], may: set[str], channels: list[str], ke
         problems.append(f"{r}: a rule this checker does not know")
     for category in sorted(a.categories):
         problems.append(f"+@{category}: grants a whole category of commands; grant them one by one ({why})")
-    for r in a.keys:
-        if r not in keys:
-            problems.append(f"{r}: may touch keys ({why}{'' if keys else ', which needs none'})")
-    for r in keys:
-        if r not in a.keys:
-            problems.append(f"lacks {r}, which it needs")
-    for r in a.channels:
-        if r not in channels:
-            problems.append(f"{r}: may use a Pub/Sub channel ({why}{'' if channels else ', which needs none'})")
-    for r in channels:
-        if r not in a.channels:
-            problems.append(f"lacks {r}, which it needs")
+    for granted, needed, what in ((a.keys, keys, "touch keys"), (a.channels, channels, "use a Pub/Sub channel")):
+        problems += [f"{r}: may {what} ({why}{'' if needed else ', which needs none'})" for r in granted if r not in needed]
+        problems += [f"lacks {r}, which it needs" for r in needed if r not in granted]
     for cmd in sorted(a.commands - may - CONNECTION_COMMANDS):
         problems.append(f"+{cmd}: more than it needs ({why})")
     for cmd in sorted(needs - a.commands):
